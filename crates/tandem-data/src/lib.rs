@@ -1,0 +1,25 @@
+//! # tandem-data
+//!
+//! Data for multi-task face models:
+//!
+//! - [`Dataset`]: indexable samples ([`Sample`]: a grayscale image plus one [`Label`] per task).
+//! - [`Subset`]: index views and seeded train/validation splits.
+//! - [`Batcher`]: seeded shuffling, per-sample [`Transform`]s (augmentation) and stacking into a
+//!   [`Batch`] `{ input: [B, 1, H, W], targets: TaskMap<Target> }`.
+//!
+//! Randomness is derived from `(seed, epoch, index)` ([`sample_rng`]), never from a shared
+//! stream, so a batch can be rebuilt exactly after a restart and does not depend on threads.
+//!
+//! Landmarks are stored normalised to the image: `x / width`, `y / height`, in MTFL's order
+//! `[x1..xn, y1..yn]`.
+#![warn(missing_docs)]
+
+mod batch;
+mod dataset;
+mod error;
+mod sample;
+
+pub use batch::{sample_rng, Batch, Batcher, Transform};
+pub use dataset::{Dataset, Subset};
+pub use error::{DataError, Result};
+pub use sample::{GrayImage, Label, Sample};

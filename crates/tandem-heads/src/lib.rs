@@ -1,0 +1,1 @@
+//! tandem-heads (in progress)

@@ -1,0 +1,1 @@
+//! tandem-layers (in progress)

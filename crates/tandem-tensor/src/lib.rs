@@ -1,0 +1,45 @@
+//! # tandem-tensor
+//!
+//! Tensor plumbing shared by every tandem crate, over [candle](https://docs.rs/candle-core):
+//!
+//! - [`TaskMap`]: an insertion-ordered map keyed by task name, so that iteration order — and
+//!   therefore every summed loss, every metric table and every checkpoint — never depends on
+//!   hashing.
+//! - [`Target`]: one task's targets for a batch, with an optional mask for partial labels.
+//! - [`seeded_var_builder`]: a `VarBuilder` whose variables are initialised from a ChaCha RNG
+//!   seeded by `hash(seed, variable path)`. candle's CPU RNG cannot be seeded; with this
+//!   backend a variable's initial value depends only on the seed and its name.
+//! - [`sorted_vars`] / [`select_vars`]: variables of a `VarMap` in sorted-name order.
+//! - [`ensure_finite`]: a numeric guard that names the offending tensor.
+//! - [`checkpoint`]: safetensors + JSON sidecar checkpoints, written atomically.
+//!
+//! ```
+//! use candle_core::{DType, Device};
+//! use candle_nn::VarMap;
+//! use tandem_tensor::{seeded_var_builder, sorted_vars};
+//!
+//! let vars = VarMap::new();
+//! let vb = seeded_var_builder(&vars, 7, DType::F32, &Device::Cpu);
+//! let layer = candle_nn::linear(4, 2, vb.pp("fc"))?;
+//! let names: Vec<String> = sorted_vars(&vars).into_iter().map(|(n, _)| n).collect();
+//! assert_eq!(names, ["fc.bias", "fc.weight"]);
+//! # let _ = layer;
+//! # Ok::<(), candle_core::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod checkpoint;
+pub mod ops;
+mod error;
+mod guard;
+mod init;
+mod target;
+mod task_map;
+mod vars;
+
+pub use error::{Result, TensorError};
+pub use guard::{ensure_finite, is_finite};
+pub use init::{hash_seed, seeded_var_builder, SeededBackend};
+pub use target::Target;
+pub use task_map::TaskMap;
+pub use vars::{select_vars, sorted_vars};

@@ -1,0 +1,70 @@
+//! Hot kernels of a training step: 2-D convolution and 2×2 max-pooling.
+//!
+//! # Shapes
+//! - [`conv2d`]: input `[B, C_in, H, W]`, weight `[C_out, C_in, K_h, K_w]`, optional bias
+//!   `[C_out]`, stride 1, zero padding `p` → output `[B, C_out, H + 2p − K_h + 1, W + 2p − K_w + 1]`.
+//! - [`max_pool2x2`]: `[B, C, H, W]` → `[B, C, ⌊H/2⌋, ⌊W/2⌋]` (a trailing odd row/column is
+//!   dropped, as in PyTorch's `MaxPool2d(2)`).
+//!
+//! [`Backend::Candle`] uses candle's own operations, which run on every device.
+//! For pooling it uses the reshape-and-max formulation: candle 0.11.1's `max_pool2d` backward
+//! passes 0.25 of the gradient to the maximum of a 2×2 window instead of 1.
+use candle_core::{Result, Tensor, D};
+use serde::{Deserialize, Serialize};
+
+/// Which implementation of the hot kernels to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// tandem's own CPU kernels where the tensor is on the CPU, candle's ops elsewhere.
+    #[default]
+    Tandem,
+    /// candle's own operations everywhere.
+    Candle,
+}
+
+/// 2-D convolution, stride 1, zero padding `padding` on every side, optional bias.
+pub fn conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    padding: usize,
+    _backend: Backend,
+) -> Result<Tensor> {
+    let y = x.conv2d(weight, padding, 1, 1, 1)?;
+    match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
+        None => Ok(y),
+    }
+}
+
+/// 2×2 max-pooling with stride 2.
+pub fn max_pool2x2(x: &Tensor, _backend: Backend) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let (ho, wo) = (h / 2, w / 2);
+    let x = if h % 2 == 1 || w % 2 == 1 {
+        x.narrow(2, 0, ho * 2)?.narrow(3, 0, wo * 2)?
+    } else {
+        x.clone()
+    };
+    x.reshape((b, c, ho, 2, wo, 2))?.max(D::Minus1)?.max(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// candle 0.11.1's own max_pool2d passes 0.25 of the gradient; ours must pass 1.
+    #[test]
+    fn pool_gradient_goes_whole_to_the_max() -> Result<()> {
+        for backend in [Backend::Tandem, Backend::Candle] {
+            let x = Var::new(&[[[[1f32, 2.], [3., 4.]]]], &Device::Cpu)?;
+            let y = max_pool2x2(x.as_tensor(), backend)?;
+            let g = y.sum_all()?.backward()?;
+            let gx = g.get(&x).map(|t| t.flatten_all()?.to_vec1::<f32>()).transpose()?;
+            assert_eq!(gx, Some(vec![0.0, 0.0, 0.0, 1.0]), "{backend:?}");
+        }
+        Ok(())
+    }
+}
