@@ -153,14 +153,14 @@ fn script() -> PathBuf {
 
 /// Whether `python` can import torch; the reason when not.
 fn torch_available(python: &str) -> std::result::Result<(), String> {
-    match Command::new(python)
-        .args(["-c", "import torch"])
-        .output()
-    {
+    match Command::new(python).args(["-c", "import torch"]).output() {
         Ok(o) if o.status.success() => Ok(()),
         Ok(o) => Err(format!(
             "{python} cannot import torch: {}",
-            String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         )),
         Err(e) => Err(format!("{python} not found: {e}")),
     }

@@ -33,17 +33,26 @@ impl Net {
             let w = vb.get_with_hints(
                 (cout, cin, k, k),
                 "weight",
-                candle_nn::Init::Uniform { lo: -bound, up: bound },
+                candle_nn::Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                },
             )?;
             let b = vb.get_with_hints(
                 cout,
                 "bias",
-                candle_nn::Init::Uniform { lo: -bound, up: bound },
+                candle_nn::Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                },
             )?;
             convs.push((w, b));
         }
         let bound = 1.0 / 16.0;
-        let init = candle_nn::Init::Uniform { lo: -bound, up: bound };
+        let init = candle_nn::Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
         let fc = (
             vb.pp("fc").get_with_hints((100, 256), "weight", init)?,
             vb.pp("fc").get_with_hints(100, "bias", init)?,
@@ -53,7 +62,12 @@ impl Net {
             .enumerate()
             .map(|(i, n)| candle_nn::linear(100, n, vb.pp(format!("head{i}"))))
             .collect::<Result<_>>()?;
-        Ok(Self { convs, fc, heads, backend })
+        Ok(Self {
+            convs,
+            fc,
+            heads,
+            backend,
+        })
     }
 
     /// Head outputs for an input `[B, 1, 40, 40]`.
@@ -95,7 +109,11 @@ impl Batch {
                     .to_dtype(DType::U32)
             })
             .collect::<Result<_>>()?;
-        Ok(Self { x, landmarks, classes })
+        Ok(Self {
+            x,
+            landmarks,
+            classes,
+        })
     }
 }
 

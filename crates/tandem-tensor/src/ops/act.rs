@@ -51,59 +51,27 @@ impl Activation {
             Self::AbsTanh => z.tanh()?.abs(),
         }
     }
-
-    #[inline(always)]
-    fn f(self, z: f32) -> f32 {
-        match self {
-            Self::Identity => z,
-            Self::Relu => z.max(0.0),
-            Self::Tanh => tanh_abs(z).copysign(z),
-            Self::AbsTanh => tanh_abs(z),
-        }
-    }
-
-    /// `∂y/∂z` from the pre-activation `z` and the output `y`.
-    #[inline(always)]
-    fn df(self, z: f32, y: f32) -> f32 {
-        match self {
-            Self::Identity => 1.0,
-            Self::Relu => {
-                if z > 0.0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            Self::Tanh => 1.0 - y * y,
-            Self::AbsTanh => {
-                let d = 1.0 - y * y;
-                if z < 0.0 {
-                    -d
-                } else {
-                    d
-                }
-            }
-        }
-    }
 }
 
 /// `|tanh(z)|`, branch-free so that loops over it vectorise (NaN propagates).
 #[inline(always)]
 pub(crate) fn tanh_abs(z: f32) -> f32 {
+    /// Adding 1.5·2²³ rounds a float of magnitude < 2²² to an integer, held in the low bits.
+    const ROUND: f32 = 12_582_912.0;
     let a = z.abs().min(10.0);
-    // e = exp(-2a) = 2^t, t = -2a·log2(e) in [-28.9, 0]; t = k + r with k = round(t)
+    // e = exp(−2a) = 2^t, t = −2a·log2(e) ∈ [−28.9, 0], t = k + r with k = round(t)
     let t = -2.0 * std::f32::consts::LOG2_E * a;
-    let k = (t - 0.5) as i32; // t ≤ 0: truncating t − 0.5 toward zero rounds t to nearest
-    let r = (t - k as f32) * std::f32::consts::LN_2; // |r| ≤ ln2 / 2
-                                                     // exp(r), Taylor to degree 7 (relative error < 1e-8 for |r| ≤ ln2 / 2)
+    let shifted = t + ROUND;
+    let k = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
+    let r = (t - (shifted - ROUND)) * std::f32::consts::LN_2; // |r| ≤ ln2 / 2
+                                                              // exp(r), Taylor to degree 7 (relative error < 1e-8 for |r| ≤ ln2 / 2)
     let p = 1.0
         + r * (1.0
             + r * (1.0 / 2.0
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0
                         + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    let scale = f32::from_bits(((k + 127) as u32) << 23);
-    let e = p * scale;
+    let e = p * f32::from_bits((k.wrapping_add(127) as u32) << 23);
     let big = (1.0 - e) / (1.0 + e);
     // odd series for small a: a − a³/3 + 2a⁵/15 − 17a⁷/315 + 62a⁹/2835
     let a2 = a * a;
@@ -116,6 +84,42 @@ pub(crate) fn tanh_abs(z: f32) -> f32 {
     } else {
         y
     }
+}
+
+/// Runs `body` with the activation and its derivative as concrete closures, so that the
+/// element loops are compiled (and vectorised) once per activation.
+macro_rules! with_act {
+    ($act:expr, |$f:ident, $df:ident| $body:expr) => {
+        match $act {
+            Activation::Identity => {
+                let $f = |z: f32| z;
+                let $df = |_z: f32, _y: f32| 1.0f32;
+                $body
+            }
+            Activation::Relu => {
+                let $f = |z: f32| z.max(0.0);
+                let $df = |z: f32, _y: f32| if z > 0.0 { 1.0f32 } else { 0.0 };
+                $body
+            }
+            Activation::Tanh => {
+                let $f = |z: f32| tanh_abs(z).copysign(z);
+                let $df = |_z: f32, y: f32| 1.0 - y * y;
+                $body
+            }
+            Activation::AbsTanh => {
+                let $f = tanh_abs;
+                let $df = |z: f32, y: f32| {
+                    let d = 1.0 - y * y;
+                    if z < 0.0 {
+                        -d
+                    } else {
+                        d
+                    }
+                };
+                $body
+            }
+        }
+    };
 }
 
 /// Batch items per parallel task: a function of the shape only.
@@ -155,9 +159,11 @@ pub(crate) fn forward(
                 .enumerate()
             {
                 let bv = bias.map_or(0.0, |bs| bs[i % c]);
-                for (yv, &xv) in yc.iter_mut().zip(xc) {
-                    *yv = act.f(xv + bv);
-                }
+                with_act!(act, |f, _df| {
+                    for (yv, &xv) in yc.iter_mut().zip(xc) {
+                        *yv = f(xv + bv);
+                    }
+                })
             }
         });
     y
@@ -192,9 +198,11 @@ pub(crate) fn backward(
                     .enumerate()
                 {
                     let bv = bias.map_or(0.0, |bs| bs[i % c]);
-                    for (((d, &xv), &yv), &g) in dxc.iter_mut().zip(xc).zip(yc).zip(dyc) {
-                        *d = g * act.df(xv + bv, yv);
-                    }
+                    with_act!(act, |_f, df| {
+                        for (((d, &xv), &yv), &g) in dxc.iter_mut().zip(xc).zip(yc).zip(dyc) {
+                            *d = g * df(xv + bv, yv);
+                        }
+                    });
                     if need_db {
                         db[i % c] += dxc.iter().sum::<f32>();
                     }
@@ -322,7 +330,7 @@ mod tests {
         for i in -200_000..=200_000 {
             let z = i as f32 * 1e-4; // [-20, 20]
             let exact = (z as f64).tanh();
-            let got = Activation::Tanh.f(z) as f64;
+            let got = tanh_abs(z).copysign(z) as f64;
             worst = worst.max((got - exact).abs());
             if z != 0.0 && z.abs() < 0.5 {
                 worst_rel_small = worst_rel_small.max(((got - exact) / exact).abs());
@@ -333,8 +341,8 @@ mod tests {
             worst_rel_small < 1e-6,
             "max rel error near 0 {worst_rel_small}"
         );
-        assert!(Activation::AbsTanh.f(f32::NAN).is_nan());
-        assert_eq!(Activation::Tanh.f(f32::INFINITY), 1.0);
-        assert_eq!(Activation::Tanh.f(f32::NEG_INFINITY), -1.0);
+        assert!(tanh_abs(f32::NAN).is_nan());
+        assert_eq!(tanh_abs(f32::INFINITY), 1.0);
+        assert_eq!(tanh_abs(f32::NEG_INFINITY), 1.0);
     }
 }

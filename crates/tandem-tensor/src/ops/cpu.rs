@@ -22,3 +22,23 @@ pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Re
         _ => bail!("tandem kernels run on the CPU only"),
     }
 }
+
+thread_local! {
+    /// Scratch buffers of this thread, reused across kernel calls.
+    static SCRATCH: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on a scratch buffer of `len` floats taken from a per-thread pool.
+///
+/// The buffer's contents are unspecified: `f` must write every element before reading it.
+/// Reusing buffers spares the page faults and zeroing of fresh allocations on every call;
+/// each thread keeps its largest buffers alive between calls.
+pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut buf = SCRATCH.with(|s| s.borrow_mut().pop()).unwrap_or_default();
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let out = f(&mut buf[..len]);
+    SCRATCH.with(|s| s.borrow_mut().push(buf));
+    out
+}
