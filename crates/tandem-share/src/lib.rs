@@ -34,11 +34,13 @@
 //! ```
 #![warn(missing_docs)]
 
+mod build;
 mod error;
 mod hard;
 mod independent;
 mod net;
 
+pub use build::Sharing;
 pub use error::{Result, ShareError};
 pub use hard::HardSharing;
 pub use independent::Independent;
