@@ -93,7 +93,10 @@ pub struct ClassMetrics {
 impl Metric for ClassMetrics {
     fn update(&mut self, prediction: &Tensor, target: &Target) -> Result<()> {
         let pred = prediction.argmax(D::Minus1)?.to_vec1::<u32>()?;
-        let truth = target.values.to_dtype(candle_core::DType::U32)?.to_vec1::<u32>()?;
+        let truth = target
+            .values
+            .to_dtype(candle_core::DType::U32)?
+            .to_vec1::<u32>()?;
         let mask = mask_vec(target, pred.len())?;
         for ((p, t), m) in pred.iter().zip(&truth).zip(mask) {
             if m {
@@ -129,7 +132,11 @@ mod tests {
         // sample 0: −log softmax picks the −1000 logit: 2000; sample 1: 0 → mean 1000
         assert_eq!(l.to_scalar::<f32>()?, 1000.0);
         let g = l.backward()?;
-        let gz = g.get(&z).map(|t| t.to_vec2::<f32>()).transpose()?.unwrap_or_default();
+        let gz = g
+            .get(&z)
+            .map(|t| t.to_vec2::<f32>())
+            .transpose()?
+            .unwrap_or_default();
         // d/dz of mean CE: (softmax − onehot)/B → [[0.5, −0.5], [0, 0]]
         assert_eq!(gz, vec![vec![0.5, -0.5], vec![0.0, 0.0]]);
         Ok(())
@@ -155,7 +162,10 @@ mod tests {
         let dev = Device::Cpu;
         let z = Tensor::zeros((1, 2), candle_core::DType::F32, &dev)?;
         let t = Target::new(Tensor::new(&[2u32], &dev)?);
-        let e = ClassTask::new("smile", 2).loss(&z, &t).err().map(|e| e.to_string());
+        let e = ClassTask::new("smile", 2)
+            .loss(&z, &t)
+            .err()
+            .map(|e| e.to_string());
         assert!(e.unwrap_or_default().contains("class index 2 out of range"));
         Ok(())
     }

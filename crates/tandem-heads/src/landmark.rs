@@ -147,7 +147,11 @@ impl Metric for LandmarkMetrics {
         }
         let n = self.per_face.len() as f64;
         m.insert("nme".into(), self.per_face.iter().sum::<f64>() / n);
-        let fails = self.per_face.iter().filter(|&&e| e > FAILURE_THRESHOLD).count();
+        let fails = self
+            .per_face
+            .iter()
+            .filter(|&&e| e > FAILURE_THRESHOLD)
+            .count();
         m.insert("failure_rate".into(), 100.0 * fails as f64 / n);
         m
     }
@@ -182,7 +186,9 @@ mod tests {
         assert!((v["nme"] - 11.25).abs() < 1e-4, "{v:?}");
         assert!((v["failure_rate"] - 50.0).abs() < 1e-9, "{v:?}");
         // loss: face A 5·0.0009 + 5·0.0016 = 0.0125, face B 0.04 → mean 0.02625
-        let l = LandmarkTask::new("lm", 5).loss(&pred, &target)?.to_scalar::<f32>()?;
+        let l = LandmarkTask::new("lm", 5)
+            .loss(&pred, &target)?
+            .to_scalar::<f32>()?;
         assert!((l - 0.02625).abs() < 1e-6, "{l}");
         Ok(())
     }
@@ -202,7 +208,11 @@ mod tests {
         m.update(&pred, &target)?;
         assert_eq!(m.compute()["nme"], 0.0);
         let none = Target::masked(Tensor::new(&[truth], &dev)?, Tensor::new(&[0f32], &dev)?);
-        assert_eq!(task.loss(&pred.narrow(0, 1, 1)?, &none)?.to_scalar::<f32>()?, 0.0);
+        assert_eq!(
+            task.loss(&pred.narrow(0, 1, 1)?, &none)?
+                .to_scalar::<f32>()?,
+            0.0
+        );
         Ok(())
     }
 
@@ -211,7 +221,10 @@ mod tests {
         let dev = Device::Cpu;
         let t = Target::new(Tensor::zeros((2, 8), candle_core::DType::F32, &dev)?);
         let p = Tensor::zeros((2, 10), candle_core::DType::F32, &dev)?;
-        let e = LandmarkTask::new("lm", 5).loss(&p, &t).err().map(|e| e.to_string());
+        let e = LandmarkTask::new("lm", 5)
+            .loss(&p, &t)
+            .err()
+            .map(|e| e.to_string());
         assert!(e.unwrap_or_default().contains("task lm"));
         Ok(())
     }

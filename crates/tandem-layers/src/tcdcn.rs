@@ -37,6 +37,10 @@ pub struct TcdcnConfig {
     /// Which convolution and pooling kernels to run. Default `tandem` (tandem's own CPU
     /// kernels; candle's ops on other devices).
     pub kernels_backend: Backend,
+    /// Standardise every input image to zero mean and unit variance before `conv1`
+    /// (`x ← (x − μ) / (σ + 10⁻⁵)` per image), which makes the trunk indifferent to global
+    /// brightness and contrast. Default true.
+    pub standardize: bool,
 }
 
 impl Default for TcdcnConfig {
@@ -49,6 +53,7 @@ impl Default for TcdcnConfig {
             feature_dim: 100,
             activation: Activation::AbsTanh,
             kernels_backend: Backend::Tandem,
+            standardize: true,
         }
     }
 }
@@ -86,7 +91,10 @@ impl TcdcnConfig {
             }
             out[i] = s;
         }
-        for (field, v) in [("in_channels", self.in_channels), ("feature_dim", self.feature_dim)] {
+        for (field, v) in [
+            ("in_channels", self.in_channels),
+            ("feature_dim", self.feature_dim),
+        ] {
             if v == 0 {
                 return Err(LayerError::Config {
                     field: field.into(),
@@ -174,6 +182,10 @@ impl Backbone for Tcdcn {
     fn forward_stage(&self, k: usize, x: &Tensor, _train: bool) -> candle_core::Result<Tensor> {
         let act = self.config.activation;
         match k {
+            0 if self.config.standardize => max_pool2x2(
+                &act.apply(&self.convs[0].forward(&standardize(x)?)?)?,
+                self.config.kernels_backend,
+            ),
             0..=2 => max_pool2x2(
                 &act.apply(&self.convs[k].forward(x)?)?,
                 self.config.kernels_backend,
@@ -191,6 +203,16 @@ impl Backbone for Tcdcn {
     fn prefix(&self) -> String {
         self.prefix.clone()
     }
+}
+
+/// Per-sample standardisation of `[B, ...]`: zero mean, unit variance over all but the first axis.
+fn standardize(x: &Tensor) -> candle_core::Result<Tensor> {
+    let b = x.dim(0)?;
+    let flat = x.reshape((b, ()))?;
+    let mean = flat.mean_keepdim(1)?;
+    let centred = flat.broadcast_sub(&mean)?;
+    let std = (centred.sqr()?.mean_keepdim(1)?.sqrt()? + 1e-5)?;
+    centred.broadcast_div(&std)?.reshape(x.shape())
 }
 
 #[cfg(test)]
@@ -211,7 +233,10 @@ mod tests {
             assert_eq!(x.dims(), w);
         }
         assert_eq!(t.forward_stage(4, &x, true)?.dims(), &[3, 100]);
-        let names: Vec<String> = tandem_tensor::sorted_vars(&vars).into_iter().map(|v| v.0).collect();
+        let names: Vec<String> = tandem_tensor::sorted_vars(&vars)
+            .into_iter()
+            .map(|v| v.0)
+            .collect();
         assert_eq!(names.len(), 10);
         assert_eq!(names[0], "trunk.conv1.bias");
         assert_eq!(t.stage_prefixes(4), ["trunk.fc"]);
@@ -220,8 +245,15 @@ mod tests {
 
     #[test]
     fn too_small_input_names_the_field() {
-        let cfg = TcdcnConfig { input_size: 16, ..Default::default() };
-        let e = cfg.spatial_sizes().err().map(|e| e.to_string()).unwrap_or_default();
+        let cfg = TcdcnConfig {
+            input_size: 16,
+            ..Default::default()
+        };
+        let e = cfg
+            .spatial_sizes()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("input_size") && e.contains("too small"), "{e}");
     }
 }

@@ -45,10 +45,18 @@ pub trait Weighting: Send {
     fn name(&self) -> &str;
 
     /// Combines `losses` (the active tasks' scalar losses, in task order) into gradients.
-    fn backward(&mut self, losses: &TaskMap<Tensor>, ctx: &mut StepContext) -> candle_core::Result<Update>;
+    fn backward(
+        &mut self,
+        losses: &TaskMap<Tensor>,
+        ctx: &mut StepContext,
+    ) -> candle_core::Result<Update>;
 
     /// Called after each epoch with the mean training loss of every active task.
-    fn end_epoch(&mut self, _epoch: usize, _train_losses: &TaskMap<f64>) -> candle_core::Result<()> {
+    fn end_epoch(
+        &mut self,
+        _epoch: usize,
+        _train_losses: &TaskMap<f64>,
+    ) -> candle_core::Result<()> {
         Ok(())
     }
 }
