@@ -59,9 +59,14 @@ impl Dataset for ToyFaces {
         let mut img = GrayImage::new(SIDE, SIDE);
         for y in 0..SIDE {
             for x in 0..SIDE {
-                let (dx, dy) = ((x as f32 - cx) / (0.9 * eyes), (y as f32 - cy) / (1.2 * eyes));
+                let (dx, dy) = (
+                    (x as f32 - cx) / (0.9 * eyes),
+                    (y as f32 - cy) / (1.2 * eyes),
+                );
                 let face = if dx * dx + dy * dy < 1.0 { 0.35 } else { 0.05 };
-                let noise = 0.1 * (hash_seed(self.seed ^ i as u64, &format!("{x},{y}")) % 1000) as f32 / 1000.0;
+                let noise = 0.1
+                    * (hash_seed(self.seed ^ i as u64, &format!("{x},{y}")) % 1000) as f32
+                    / 1000.0;
                 img.pixels[y * SIDE + x] = face + noise;
             }
         }
@@ -77,7 +82,12 @@ impl Dataset for ToyFaces {
         for k in 0..=8 {
             let t = k as f32 / 8.0;
             let x = points[3].0 + t * (points[4].0 - points[3].0);
-            splat(&mut img, x, mouth_y + (corner_y - mouth_y) * (2.0 * t - 1.0).powi(2), 0.7);
+            splat(
+                &mut img,
+                x,
+                mouth_y + (corner_y - mouth_y) * (2.0 * t - 1.0).powi(2),
+                0.7,
+            );
         }
         for &(x, y) in &points {
             splat(&mut img, x, y, 1.0);

@@ -131,19 +131,32 @@ mod tests {
         assert_eq!(soft.key(), "soft_parameters");
         let Sharing::Soft(c) = &soft else { panic!() };
         assert_eq!(c.lambda, 1e-3);
-        assert_eq!(c.ties.keys().collect::<Vec<_>>(), ["conv1", "conv2", "conv3", "conv4", "fc"]);
+        assert_eq!(
+            c.ties.keys().collect::<Vec<_>>(),
+            ["conv1", "conv2", "conv3", "conv4", "fc"]
+        );
         let act = parse("kind = \"soft\"\nlambda = 1e-4\nties = { conv1 = \"activations\", fc = \"activations\" }")?;
         assert_eq!(act.key(), "soft_activations");
-        let mixed = parse("kind = \"soft\"\nties = { conv1 = \"activations\", fc = \"parameters\" }")?;
+        let mixed =
+            parse("kind = \"soft\"\nties = { conv1 = \"activations\", fc = \"parameters\" }")?;
         assert_eq!(mixed.key(), "soft");
-        assert_eq!(Sharing::Soft(SoftConfig::activations()).key(), "soft_activations");
+        assert_eq!(
+            Sharing::Soft(SoftConfig::activations()).key(),
+            "soft_activations"
+        );
         let cs = parse("kind = \"cross_stitch\"\nstages = [\"conv2\", \"fc\"]")?;
         assert_eq!(
             cs,
-            Sharing::CrossStitch(CrossStitchConfig { stages: vec!["conv2".into(), "fc".into()], self_weight: 0.9 })
+            Sharing::CrossStitch(CrossStitchConfig {
+                stages: vec!["conv2".into(), "fc".into()],
+                self_weight: 0.9
+            })
         );
         assert_eq!(cs.key(), "cross_stitch");
-        assert_eq!(parse(r#"kind = "cross_stitch""#)?, Sharing::CrossStitch(CrossStitchConfig::default()));
+        assert_eq!(
+            parse(r#"kind = "cross_stitch""#)?,
+            Sharing::CrossStitch(CrossStitchConfig::default())
+        );
         // Round trip.
         for s in [soft, act, mixed, cs, Sharing::Hard, Sharing::Independent] {
             assert_eq!(parse(&toml::to_string(&s)?)?, s);
@@ -183,8 +196,16 @@ mod tests {
             let x = candle_core::Tensor::zeros((2, 1, 40, 40), DType::F32, &Device::Cpu)?;
             let out = net.forward_t(&x, true)?;
             assert_eq!(out.predictions["smile"].dims(), &[2, 2]);
-            assert_eq!(out.penalty.is_some(), matches!(s, Sharing::Soft(_)), "{}", s.key());
-            let n: Vec<String> = tandem_tensor::sorted_vars(&vars).into_iter().map(|(n, _)| n).collect();
+            assert_eq!(
+                out.penalty.is_some(),
+                matches!(s, Sharing::Soft(_)),
+                "{}",
+                s.key()
+            );
+            let n: Vec<String> = tandem_tensor::sorted_vars(&vars)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
             names.insert(s.key(), n);
         }
         assert_eq!(names["independent"], names["soft_parameters"]);
@@ -194,7 +215,16 @@ mod tests {
         let cs = &names["cross_stitch"];
         assert!(cs.contains(&"columns.smile.fc.weight".to_string()));
         let stitches: Vec<&String> = cs.iter().filter(|n| n.starts_with("stitch.")).collect();
-        assert_eq!(stitches, ["stitch.conv1", "stitch.conv2", "stitch.conv3", "stitch.conv4", "stitch.fc"]);
+        assert_eq!(
+            stitches,
+            [
+                "stitch.conv1",
+                "stitch.conv2",
+                "stitch.conv3",
+                "stitch.conv4",
+                "stitch.fc"
+            ]
+        );
         assert_eq!(cs.len(), names["independent"].len() + 5);
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Soft sharing and cross-stitch against their limits: λ = 0 is `Independent`, α = I is
 //! `Independent`, equal columns with uniform α are `HardSharing`; the parameter penalty is
 //! zero exactly when the columns agree, and its gradient matches finite differences.
+#![allow(clippy::unwrap_used)] // test helpers may unwrap
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use proptest::prelude::*;

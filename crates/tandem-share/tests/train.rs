@@ -1,5 +1,6 @@
 //! Every strategy trains through the same `Trainer`, with no strategy-specific code: the
 //! `strategies` example, run small.
+#![allow(clippy::unwrap_used)] // test helpers may unwrap
 #[allow(dead_code)]
 #[path = "../examples/strategies.rs"]
 mod example;
@@ -23,7 +24,11 @@ fn every_strategy_trains_through_the_trainer() {
             }
         }
         let (first, last) = (h[0].train_loss["landmarks"], h[2].train_loss["landmarks"]);
-        assert!(last < first, "{}: landmark loss {first} -> {last}", sharing.key());
+        assert!(
+            last < first,
+            "{}: landmark loss {first} -> {last}",
+            sharing.key()
+        );
         assert!(report.best["landmarks"]["nme"].is_finite());
     }
 }
