@@ -29,7 +29,7 @@
 //! columns and heads are named as in [`Independent`](crate::Independent), so both start from
 //! the same weights under one seed. The `α`s are variables of their own: an optimizer can
 //! give them their own learning rate by selecting the prefix `stitch`.
-use crate::soft::{stage_indices, TCDCN_STAGES};
+use crate::stages::{stage_indices, TCDCN_STAGES};
 use crate::{MultiTaskNet, NetOutput, ParamGroups, Result, ShareError};
 use candle_core::Tensor;
 use candle_nn::VarBuilder;

@@ -47,6 +47,7 @@ mod hard;
 mod independent;
 mod net;
 mod soft;
+mod stages;
 
 pub use build::Sharing;
 pub use cross_stitch::{CrossStitch, CrossStitchConfig};

@@ -42,6 +42,7 @@
 //! `columns.<task>.*` and `heads.<task>.*`, the same as [`Independent`](crate::Independent):
 //! with the same seed both start from identical weights, and with λ = 0 they are the same
 //! network.
+use crate::stages::{stage_indices, TCDCN_STAGES};
 use crate::{MultiTaskNet, NetOutput, ParamGroups, Result, ShareError};
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
@@ -77,9 +78,6 @@ pub struct SoftConfig {
     /// (`conv1`, `conv2`, `conv3`, `conv4`, `fc`) tied by parameters.
     pub ties: BTreeMap<String, TieMode>,
 }
-
-/// The stage names of the TCDCN trunk, the default tied (and stitched) stages.
-pub(crate) const TCDCN_STAGES: [&str; 5] = ["conv1", "conv2", "conv3", "conv4", "fc"];
 
 impl Default for SoftConfig {
     fn default() -> Self {
@@ -161,13 +159,11 @@ impl<B: Backbone> SoftSharing<B> {
                 "soft sharing needs at least one task".into(),
             ));
         };
-        let ties = stage_indices(first, config.ties.keys(), "soft sharing tie")?
-            .into_iter()
-            .zip(config.ties.values())
-            .fold(vec![None; first.num_stages()], |mut v, (k, m)| {
-                v[k] = Some(*m);
-                v
-            });
+        let mut ties = vec![None; first.num_stages()];
+        let indices = stage_indices(first, config.ties.keys(), "soft sharing tie")?;
+        for (k, mode) in indices.into_iter().zip(config.ties.values()) {
+            ties[k] = Some(*mode);
+        }
         for (k, tie) in ties.iter().enumerate() {
             if *tie == Some(TieMode::Parameters) {
                 first.stage_parameters(k)?;
@@ -211,7 +207,13 @@ impl<B: Backbone> SoftSharing<B> {
                 .values()
                 .map(|(c, _)| c.stage_parameters(k))
                 .collect::<candle_core::Result<Vec<_>>>()?;
-            for p in 0..per_column[0].len() {
+            let n = per_column.first().map_or(0, Vec::len);
+            if per_column.iter().any(|ps| ps.len() != n) {
+                candle_core::bail!(
+                    "soft sharing: the columns' stage {k} hold different parameter lists"
+                )
+            }
+            for p in 0..n {
                 let tensors: Vec<&Tensor> = per_column.iter().map(|ps| &ps[p]).collect();
                 total = add(total, spread(&tensors)?)?;
             }
@@ -237,28 +239,6 @@ fn add(total: Option<Tensor>, term: Tensor) -> candle_core::Result<Option<Tensor
         Some(t) => (t + term)?,
         None => term,
     }))
-}
-
-/// The stage indices of `names` in `backbone`, or a configuration error listing the stages.
-pub(crate) fn stage_indices<'a>(
-    backbone: &impl Backbone,
-    names: impl IntoIterator<Item = &'a String>,
-    what: &str,
-) -> Result<Vec<usize>> {
-    let stages: Vec<String> = (0..backbone.num_stages())
-        .map(|k| backbone.stage_name(k))
-        .collect();
-    names
-        .into_iter()
-        .map(|n| {
-            stages.iter().position(|s| s == n).ok_or_else(|| {
-                ShareError::Config(format!(
-                    "{what}: no stage named {n:?}; the backbone has {}",
-                    stages.join(", ")
-                ))
-            })
-        })
-        .collect()
 }
 
 impl<B: Backbone> MultiTaskNet for SoftSharing<B> {
