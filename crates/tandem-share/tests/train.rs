@@ -15,7 +15,7 @@ fn every_strategy_trains_through_the_trainer() {
         ..Default::default()
     };
     for sharing in example::strategies() {
-        let report = example::train(&sharing, &trunk, 3, 128, 5).unwrap();
+        let report = example::train(&sharing, &trunk, 3, 128, 0.3, 5).unwrap();
         let h = &report.history.epochs;
         assert_eq!(h.len(), 3);
         for r in h {
