@@ -86,18 +86,20 @@ impl Default for SoftConfig {
 }
 
 impl SoftConfig {
-    /// Every TCDCN stage tied by parameters, λ = `1e-3`. At initialisation two independent
-    /// TCDCN columns are about 600 apart in `Σ‖W_t − W̄‖²`, so the penalty starts near 0.6
-    /// (the order of the cross-entropy losses) and pulls the columns together as they train.
+    /// Every TCDCN stage tied by parameters, λ = `1e-3`. At initialisation `T` independent
+    /// TCDCN columns are about `580·(T − 1)` apart in `Σ_k Σ_p Σ_t ‖W^p_t − W̄^p‖²`, so the
+    /// penalty starts near `0.6·(T − 1)`, the order of a cross-entropy loss, and pulls the
+    /// columns together as they train.
     pub fn parameters() -> Self {
         Self::all(1e-3, TieMode::Parameters)
     }
 
-    /// Every TCDCN stage tied by activations, λ = `1e-4`. The summed per-sample activation
-    /// distance over the five stages is larger (a few hundred at initialisation for two
-    /// columns on face-like inputs), hence the smaller λ.
+    /// Every TCDCN stage tied by activations, λ = `1e-3`. On 40×40 faces the summed
+    /// activation distance of `T` independent columns at initialisation is of the same size
+    /// as the parameter distance (about `550·(T − 1)`), so the same λ gives a penalty of the
+    /// same order.
     pub fn activations() -> Self {
-        Self::all(1e-4, TieMode::Activations)
+        Self::all(1e-3, TieMode::Activations)
     }
 
     /// Every TCDCN stage tied with `mode`, strength `lambda`.
