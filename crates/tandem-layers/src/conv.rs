@@ -58,12 +58,6 @@ impl Conv2d {
 
     /// Applies the convolution.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ops::conv2d(
-            x,
-            &self.weight,
-            Some(&self.bias),
-            self.padding,
-            self.backend,
-        )
+        ops::conv2d(x, &self.weight, Some(&self.bias), self.padding, self.backend)
     }
 }

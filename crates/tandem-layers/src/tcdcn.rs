@@ -86,10 +86,7 @@ impl TcdcnConfig {
             }
             out[i] = s;
         }
-        for (field, v) in [
-            ("in_channels", self.in_channels),
-            ("feature_dim", self.feature_dim),
-        ] {
+        for (field, v) in [("in_channels", self.in_channels), ("feature_dim", self.feature_dim)] {
             if v == 0 {
                 return Err(LayerError::Config {
                     field: field.into(),
@@ -230,23 +227,14 @@ mod tests {
             assert_eq!(x.dims(), w);
         }
         assert_eq!(t.forward_stage(4, &x, true)?.dims(), &[3, 100]);
-        let names: Vec<String> = tandem_tensor::sorted_vars(&vars)
-            .into_iter()
-            .map(|v| v.0)
-            .collect();
+        let names: Vec<String> = tandem_tensor::sorted_vars(&vars).into_iter().map(|v| v.0).collect();
         assert_eq!(names.len(), 10);
         assert_eq!(names[0], "trunk.conv1.bias");
         assert_eq!(t.stage_prefixes(4), ["trunk.fc"]);
         let n: usize = (0..5)
-            .map(|k| {
-                t.stage_parameters(k)
-                    .map(|p| p.iter().map(|t| t.elem_count()).sum::<usize>())
-            })
+            .map(|k| t.stage_parameters(k).map(|p| p.iter().map(|t| t.elem_count()).sum::<usize>()))
             .sum::<candle_core::Result<usize>>()?;
-        let stored: usize = tandem_tensor::sorted_vars(&vars)
-            .iter()
-            .map(|(_, v)| v.elem_count())
-            .sum();
+        let stored: usize = tandem_tensor::sorted_vars(&vars).iter().map(|(_, v)| v.elem_count()).sum();
         assert_eq!(n, stored);
         assert!(t.stage_parameters(5).is_err());
         Ok(())
@@ -254,15 +242,8 @@ mod tests {
 
     #[test]
     fn too_small_input_names_the_field() {
-        let cfg = TcdcnConfig {
-            input_size: 16,
-            ..Default::default()
-        };
-        let e = cfg
-            .spatial_sizes()
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let cfg = TcdcnConfig { input_size: 16, ..Default::default() };
+        let e = cfg.spatial_sizes().err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("input_size") && e.contains("too small"), "{e}");
     }
 }

@@ -86,20 +86,13 @@ mod tests {
         let g = net.param_groups();
         assert!(g.shared.is_empty());
         assert_eq!(g.tasks["pose"], ["columns.pose", "heads.pose"]);
-        let out = net.forward_t(
-            &Tensor::zeros((2, 1, 40, 40), DType::F32, &Device::Cpu)?,
-            true,
-        )?;
+        let out = net.forward_t(&Tensor::zeros((2, 1, 40, 40), DType::F32, &Device::Cpu)?, true)?;
         assert_eq!(out.predictions["pose"].dims(), &[2, 5]);
         assert!(tandem_tensor::select_vars(&vars, &g.tasks["pose"]).len() == 12);
 
         let hv = VarMap::new();
         let vb = tandem_tensor::seeded_var_builder(&hv, 1, DType::F32, &Device::Cpu);
-        let hard = HardSharing::new(
-            Tcdcn::new(TcdcnConfig::default(), vb.pp("trunk"))?,
-            &tasks,
-            vb.pp("heads"),
-        )?;
+        let hard = HardSharing::new(Tcdcn::new(TcdcnConfig::default(), vb.pp("trunk"))?, &tasks, vb.pp("heads"))?;
         let g = hard.param_groups();
         assert_eq!(g.shared, ["trunk"]);
         assert_eq!(g.last_shared, ["trunk.fc"]);
@@ -119,11 +112,7 @@ mod tests {
             let t = Tcdcn::new(TcdcnConfig::default(), vb.pp("trunk"))?;
             let _net = HardSharing::new(t, tasks, vb.pp("heads"))?;
             let w = tandem_tensor::select_vars(&vars, &["trunk".into()]);
-            ws.push(
-                w.iter()
-                    .map(|(_, v)| v.flatten_all().and_then(|t| t.to_vec1::<f32>()))
-                    .collect::<candle_core::Result<Vec<_>>>()?,
-            );
+            ws.push(w.iter().map(|(_, v)| v.flatten_all().and_then(|t| t.to_vec1::<f32>())).collect::<candle_core::Result<Vec<_>>>()?);
         }
         assert_eq!(ws[0], ws[1]);
         Ok(())
