@@ -32,6 +32,19 @@ pub trait Backbone: Send + Sync {
     /// The `VarBuilder` prefixes of the parameters of stage `k` (e.g. `trunk.conv1`).
     fn stage_prefixes(&self, k: usize) -> Vec<String>;
 
+    /// The parameter tensors of stage `k`, in a fixed order that is the same for every
+    /// backbone of the same architecture (soft sharing ties them across task columns
+    /// element by element).
+    ///
+    /// The default returns an error: a backbone that does not expose its parameters cannot
+    /// take part in a parameter tie, and saying so beats a silent zero penalty.
+    fn stage_parameters(&self, k: usize) -> Result<Vec<Tensor>> {
+        candle_core::bail!(
+            "backbone does not expose the parameters of stage {k} ({})",
+            self.stage_name(k)
+        )
+    }
+
     /// The `VarBuilder` prefix under which all this backbone's parameters live.
     fn prefix(&self) -> String;
 }

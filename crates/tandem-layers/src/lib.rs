@@ -7,6 +7,8 @@
 //! - [`Conv2d`], [`Activation`], [`max_pool2x2`](tandem_tensor::ops::max_pool2x2): the trunk's
 //!   layers, running on tandem's CPU kernels by default ([`KernelBackend::Tandem`]).
 //! - [`Tcdcn`]: the TCDCN trunk of Zhang et al. (ECCV 2014) for 40×40 grayscale faces.
+//! - [`CrossStitchUnit`]: a learnable `T×T` mix of task columns' activations (Misra et al.
+//!   2016).
 //!
 //! ```
 //! use candle_core::{DType, Device, Tensor};
@@ -26,12 +28,14 @@
 mod activation;
 mod backbone;
 mod conv;
+mod cross_stitch;
 mod error;
 mod tcdcn;
 
 pub use activation::Activation;
 pub use backbone::Backbone;
 pub use conv::Conv2d;
+pub use cross_stitch::{initial_alpha, CrossStitchUnit};
 pub use error::{LayerError, Result};
 pub use tandem_tensor::ops::{max_pool2x2, Backend as KernelBackend};
 pub use tcdcn::{Tcdcn, TcdcnConfig};

@@ -203,6 +203,22 @@ impl Backbone for Tcdcn {
     fn prefix(&self) -> String {
         self.prefix.clone()
     }
+
+    /// `[weight, bias]` of the stage's convolution or linear layer.
+    fn stage_parameters(&self, k: usize) -> candle_core::Result<Vec<Tensor>> {
+        match k {
+            0..=3 => Ok(vec![
+                self.convs[k].weight().clone(),
+                self.convs[k].bias().clone(),
+            ]),
+            4 => {
+                let mut p = vec![self.fc.weight().clone()];
+                p.extend(self.fc.bias().cloned());
+                Ok(p)
+            }
+            _ => candle_core::bail!("Tcdcn has 5 stages, asked for stage {k}"),
+        }
+    }
 }
 
 /// Per-sample standardisation of `[B, ...]`: zero mean, unit variance over all but the first axis.
@@ -240,6 +256,12 @@ mod tests {
         assert_eq!(names.len(), 10);
         assert_eq!(names[0], "trunk.conv1.bias");
         assert_eq!(t.stage_prefixes(4), ["trunk.fc"]);
+        let n: usize = (0..5)
+            .map(|k| t.stage_parameters(k).map(|p| p.iter().map(|t| t.elem_count()).sum::<usize>()))
+            .sum::<candle_core::Result<usize>>()?;
+        let stored: usize = tandem_tensor::sorted_vars(&vars).iter().map(|(_, v)| v.elem_count()).sum();
+        assert_eq!(n, stored);
+        assert!(t.stage_parameters(5).is_err());
         Ok(())
     }
 

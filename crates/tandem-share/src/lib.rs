@@ -5,13 +5,19 @@
 //! - [`HardSharing`]: one trunk, one head per task (Caruana 1997).
 //! - [`Independent`]: one trunk per task — the single-task baseline, trained jointly but sharing
 //!   nothing.
+//! - [`SoftSharing`]: one column per task, corresponding layers tied by an L2 penalty on their
+//!   parameters or activations (Duong et al. 2015).
+//! - [`CrossStitch`]: one column per task, mixed after chosen stages by learnable `T×T`
+//!   matrices (Misra et al. 2016).
+//!
+//! [`Sharing`] names any of them in a serde configuration and builds it.
 //!
 //! Every strategy returns a [`NetOutput`] (per-task predictions and an optional penalty the
 //! trainer adds to the objective) and names its parameter groups ([`ParamGroups`]) by
 //! `VarBuilder` path prefix, so the trainer, weightings and stoppers work the same for all.
 //!
 //! Checkpoint names are a format: `trunk.*` (hard sharing), `columns.<task>.*` (one column per
-//! task), `heads.<task>.*`.
+//! task), `stitch.<stage>` (a cross-stitch unit's `α`), `heads.<task>.*`.
 //!
 //! ```
 //! use candle_core::{DType, Device, Tensor};
@@ -35,13 +41,18 @@
 #![warn(missing_docs)]
 
 mod build;
+mod cross_stitch;
 mod error;
 mod hard;
 mod independent;
 mod net;
+mod soft;
+mod stages;
 
 pub use build::Sharing;
+pub use cross_stitch::{CrossStitch, CrossStitchConfig};
 pub use error::{Result, ShareError};
 pub use hard::HardSharing;
 pub use independent::Independent;
 pub use net::{MultiTaskNet, NetOutput, ParamGroups};
+pub use soft::{SoftConfig, SoftSharing, TieMode};

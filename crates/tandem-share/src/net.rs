@@ -17,8 +17,10 @@ pub struct NetOutput {
 /// [`tandem_tensor::select_vars`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ParamGroups {
-    /// Parameters that several tasks' losses reach: what gradient-based weightings (GradNorm,
-    /// PCGrad) treat as shared.
+    /// What gradient-based weightings (GradNorm, PCGrad) treat as shared: the parameters
+    /// several tasks' losses reach (hard sharing's trunk; a cross-stitch network's columns up to
+    /// the last unit, and the units) or, in soft sharing, the tied layers of every column (each
+    /// task's loss reaches only its own copy; the tie couples them).
     pub shared: Vec<String>,
     /// The last shared layer (GradNorm's `W`).
     pub last_shared: Vec<String>,
