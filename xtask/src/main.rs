@@ -1,27 +1,40 @@
 //! tandem's task runner.
+//!
+//! - `cargo xtask reproduce [--quick] [--only NAME,..] [--out DIR] [--seed N] [--data DIR]`:
+//!   reruns the experiments behind tandem's multi-task claims and writes `metrics.json` and
+//!   `REPORT.md`.
+//! - `cargo xtask bench [--rounds N] [--seconds S] [--json FILE]`: training and inference
+//!   speed of the TCDCN network, tandem vs PyTorch (see `docs/performance.md`).
+//!
+//! The `xtask` alias builds this binary in release mode, so training runs optimized and
+//! in-process.
+mod bench;
+mod reproduce;
+
 use clap::{Parser, Subcommand};
 
-mod bench;
-
 #[derive(Parser)]
-#[command(about = "tandem's task runner")]
+#[command(name = "xtask", about = "tandem's task runner")]
 struct Cli {
     #[command(subcommand)]
-    command: Cmd,
+    command: Command,
 }
 
 #[derive(Subcommand)]
-enum Cmd {
+enum Command {
+    /// Rerun the experiments and write a report.
+    Reproduce(reproduce::Args),
     /// Training and inference speed of the TCDCN network, tandem vs PyTorch.
     Bench(bench::BenchArgs),
-    /// One timing run of tandem's step (used by `bench`).
+    /// One timing run of tandem's step, JSON on stdout (used by `bench`).
     #[command(hide = true)]
     BenchStep(bench::StepArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Cmd::Bench(args) => bench::bench(&args),
-        Cmd::BenchStep(args) => bench::step(&args),
+        Command::Reproduce(args) => reproduce::run(args),
+        Command::Bench(args) => bench::bench(&args),
+        Command::BenchStep(args) => bench::step(&args),
     }
 }

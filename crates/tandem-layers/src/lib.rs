@@ -1,1 +1,41 @@
-//! tandem-layers (in progress)
+//! # tandem-layers
+//!
+//! Building blocks of tandem's networks:
+//!
+//! - [`Backbone`]: a feature extractor made of *stages*, so that sharing strategies can tie or
+//!   mix the activations between stages (soft sharing, cross-stitch units).
+//! - [`Conv2d`], [`Activation`], [`max_pool2x2`](tandem_tensor::ops::max_pool2x2): the trunk's
+//!   layers, running on tandem's CPU kernels by default ([`KernelBackend::Tandem`]).
+//! - [`Tcdcn`]: the TCDCN trunk of Zhang et al. (ECCV 2014) for 40×40 grayscale faces.
+//! - [`CrossStitchUnit`]: a learnable `T×T` mix of task columns' activations (Misra et al.
+//!   2016).
+//!
+//! ```
+//! use candle_core::{DType, Device, Tensor};
+//! use candle_nn::VarMap;
+//! use tandem_layers::{Backbone, Tcdcn, TcdcnConfig};
+//!
+//! let vars = VarMap::new();
+//! let vb = tandem_tensor::seeded_var_builder(&vars, 7, DType::F32, &Device::Cpu);
+//! let trunk = Tcdcn::new(TcdcnConfig::default(), vb.pp("trunk"))?;
+//! let x = Tensor::zeros((2, 1, 40, 40), DType::F32, &Device::Cpu)?;
+//! let features = trunk.forward_t(&x, false)?;
+//! assert_eq!(features.dims(), &[2, trunk.out_dim()]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![warn(missing_docs)]
+
+mod activation;
+mod backbone;
+mod conv;
+mod cross_stitch;
+mod error;
+mod tcdcn;
+
+pub use activation::Activation;
+pub use backbone::Backbone;
+pub use conv::Conv2d;
+pub use cross_stitch::{initial_alpha, CrossStitchUnit};
+pub use error::{LayerError, Result};
+pub use tandem_tensor::ops::{max_pool2x2, Backend as KernelBackend};
+pub use tcdcn::{Tcdcn, TcdcnConfig};

@@ -1,0 +1,69 @@
+//! [`Conv2d`]: a stride-1 2-D convolution layer with bias.
+//!
+//! `y[b, o, i, j] = bias[o] + Σ_c Σ_u Σ_v w[o, c, u, v] · x[b, c, i + u − p, j + v − p]`
+//!
+//! # Shapes
+//! input `[B, C_in, H, W]`, weight `[C_out, C_in, K, K]`, bias `[C_out]`,
+//! output `[B, C_out, H + 2p − K + 1, W + 2p − K + 1]`.
+//!
+//! Weights start Kaiming-uniform (fan-in), biases at zero. Parameter names:
+//! `<prefix>.weight`, `<prefix>.bias`.
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
+use tandem_tensor::ops::{self, Backend};
+
+/// A stride-1 convolution with bias.
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    weight: Tensor,
+    bias: Tensor,
+    padding: usize,
+    backend: Backend,
+}
+
+impl Conv2d {
+    /// A `kernel×kernel` convolution from `in_channels` to `out_channels` with zero padding
+    /// `padding`, its parameters at `vb`.
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        padding: usize,
+        backend: Backend,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let weight = vb.get_with_hints(
+            (out_channels, in_channels, kernel, kernel),
+            "weight",
+            candle_nn::init::DEFAULT_KAIMING_UNIFORM,
+        )?;
+        let bias = vb.get_with_hints(out_channels, "bias", candle_nn::init::ZERO)?;
+        Ok(Self {
+            weight,
+            bias,
+            padding,
+            backend,
+        })
+    }
+
+    /// The weight `[C_out, C_in, K, K]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The bias `[C_out]`.
+    pub fn bias(&self) -> &Tensor {
+        &self.bias
+    }
+
+    /// Applies the convolution.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::conv2d(
+            x,
+            &self.weight,
+            Some(&self.bias),
+            self.padding,
+            self.backend,
+        )
+    }
+}

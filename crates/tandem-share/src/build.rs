@@ -1,0 +1,231 @@
+//! [`Sharing`]: choose a strategy by configuration.
+//!
+//! In TOML the strategy is a table with a `kind` tag and the variant's own fields, all of
+//! them optional (defaults in brackets):
+//!
+//! ```toml
+//! kind = "independent"                 # one column per task, nothing shared
+//! kind = "hard"                        # one trunk, a head per task (the default)
+//! kind = "soft"                        # one column per task, L2-tied
+//! lambda = 1e-3                        #   [1e-3]
+//! ties = { conv1 = "parameters", fc = "activations" }   # [every stage: "parameters"]
+//! kind = "cross_stitch"                # one column per task, mixed by learnable α
+//! stages = ["conv1", "conv2", "conv3", "conv4", "fc"]   # [every stage]
+//! self_weight = 0.9                    #   [0.9]: α_ii; the rest share 1 − self_weight
+//! ```
+use crate::{
+    CrossStitch, CrossStitchConfig, HardSharing, Independent, MultiTaskNet, Result, SoftConfig,
+    SoftSharing, TieMode,
+};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+use tandem_heads::TaskSet;
+use tandem_layers::{Tcdcn, TcdcnConfig};
+
+/// A sharing strategy as configuration (`kind = "hard"` in TOML). Unknown fields are errors,
+/// for every variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(from = "Repr", into = "Repr")]
+pub enum Sharing {
+    /// One column per task ([`Independent`]).
+    Independent,
+    /// One trunk, a head per task ([`HardSharing`]).
+    #[default]
+    Hard,
+    /// One column per task tied by an L2 penalty ([`SoftSharing`]).
+    Soft(SoftConfig),
+    /// One column per task mixed by cross-stitch units ([`CrossStitch`]).
+    CrossStitch(CrossStitchConfig),
+}
+
+/// The serde form of [`Sharing`]. serde ignores extra fields next to the tag of a unit
+/// variant even under `deny_unknown_fields`; empty struct variants reject them.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum Repr {
+    Independent {},
+    Hard {},
+    Soft(SoftConfig),
+    CrossStitch(CrossStitchConfig),
+}
+
+impl From<Repr> for Sharing {
+    fn from(r: Repr) -> Self {
+        match r {
+            Repr::Independent {} => Self::Independent,
+            Repr::Hard {} => Self::Hard,
+            Repr::Soft(c) => Self::Soft(c),
+            Repr::CrossStitch(c) => Self::CrossStitch(c),
+        }
+    }
+}
+
+impl From<Sharing> for Repr {
+    fn from(s: Sharing) -> Self {
+        match s {
+            Sharing::Independent => Self::Independent {},
+            Sharing::Hard => Self::Hard {},
+            Sharing::Soft(c) => Self::Soft(c),
+            Sharing::CrossStitch(c) => Self::CrossStitch(c),
+        }
+    }
+}
+
+impl Sharing {
+    /// Builds the network with TCDCN trunks of `trunk` configuration, parameters under `vb`
+    /// (`trunk.*` or `columns.<task>.*`, `stitch.<stage>`, and `heads.<task>.*`).
+    pub fn build(
+        &self,
+        trunk: &TcdcnConfig,
+        tasks: &TaskSet,
+        vb: VarBuilder,
+    ) -> Result<Box<dyn MultiTaskNet>> {
+        let column = |vb: VarBuilder| Tcdcn::new(trunk.clone(), vb);
+        Ok(match self {
+            Self::Independent => Box::new(Independent::new(tasks, vb, column)?),
+            Self::Hard => Box::new(HardSharing::new(
+                Tcdcn::new(trunk.clone(), vb.pp("trunk"))?,
+                tasks,
+                vb.pp("heads"),
+            )?),
+            Self::Soft(config) => Box::new(SoftSharing::new(config, tasks, vb, column)?),
+            Self::CrossStitch(config) => Box::new(CrossStitch::new(config, tasks, vb, column)?),
+        })
+    }
+
+    /// The strategy's key: `independent`, `hard`, `soft_parameters` / `soft_activations`
+    /// (soft sharing whose ties all use one mode; `soft` when they mix modes or there are
+    /// none), `cross_stitch`.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::Independent => "independent",
+            Self::Hard => "hard",
+            Self::Soft(c) => match c.uniform_mode() {
+                Some(TieMode::Parameters) => "soft_parameters",
+                Some(TieMode::Activations) => "soft_activations",
+                None => "soft",
+            },
+            Self::CrossStitch(_) => "cross_stitch",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+    use std::collections::BTreeMap;
+    use tandem_heads::{ClassTask, LandmarkTask};
+
+    fn parse(s: &str) -> std::result::Result<Sharing, toml::de::Error> {
+        toml::from_str(s)
+    }
+
+    #[test]
+    fn toml_variants_defaults_and_keys() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        assert_eq!(parse(r#"kind = "hard""#)?, Sharing::Hard);
+        assert_eq!(parse(r#"kind = "independent""#)?, Sharing::Independent);
+        let soft = parse(r#"kind = "soft""#)?;
+        assert_eq!(soft, Sharing::Soft(SoftConfig::default()));
+        assert_eq!(soft.key(), "soft_parameters");
+        let Sharing::Soft(c) = &soft else { panic!() };
+        assert_eq!(c.lambda, 1e-3);
+        assert_eq!(
+            c.ties.keys().collect::<Vec<_>>(),
+            ["conv1", "conv2", "conv3", "conv4", "fc"]
+        );
+        let act = parse("kind = \"soft\"\nlambda = 1e-4\nties = { conv1 = \"activations\", fc = \"activations\" }")?;
+        assert_eq!(act.key(), "soft_activations");
+        let mixed =
+            parse("kind = \"soft\"\nties = { conv1 = \"activations\", fc = \"parameters\" }")?;
+        assert_eq!(mixed.key(), "soft");
+        assert_eq!(
+            Sharing::Soft(SoftConfig::activations()).key(),
+            "soft_activations"
+        );
+        let cs = parse("kind = \"cross_stitch\"\nstages = [\"conv2\", \"fc\"]")?;
+        assert_eq!(
+            cs,
+            Sharing::CrossStitch(CrossStitchConfig {
+                stages: vec!["conv2".into(), "fc".into()],
+                self_weight: 0.9
+            })
+        );
+        assert_eq!(cs.key(), "cross_stitch");
+        assert_eq!(
+            parse(r#"kind = "cross_stitch""#)?,
+            Sharing::CrossStitch(CrossStitchConfig::default())
+        );
+        // Round trip.
+        for s in [soft, act, mixed, cs, Sharing::Hard, Sharing::Independent] {
+            assert_eq!(parse(&toml::to_string(&s)?)?, s);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_fields_and_modes_are_rejected() {
+        for bad in [
+            "kind = \"soft\"\nlamda = 1.0",
+            "kind = \"soft\"\nties = { conv1 = \"weights\" }",
+            "kind = \"cross_stitch\"\nself = 0.5",
+            "kind = \"hard\"\nlambda = 1.0",
+            "kind = \"stitch\"",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_variant_builds_with_stable_names() -> Result<()> {
+        let tasks = TaskSet::new()
+            .with(LandmarkTask::new("landmarks", 5))
+            .with(ClassTask::new("smile", 2).auxiliary());
+        let mut names = BTreeMap::new();
+        for s in [
+            Sharing::Independent,
+            Sharing::Hard,
+            Sharing::Soft(SoftConfig::parameters()),
+            Sharing::Soft(SoftConfig::activations()),
+            Sharing::CrossStitch(CrossStitchConfig::default()),
+        ] {
+            let vars = VarMap::new();
+            let vb = tandem_tensor::seeded_var_builder(&vars, 1, DType::F32, &Device::Cpu);
+            let net = s.build(&TcdcnConfig::default(), &tasks, vb)?;
+            let x = candle_core::Tensor::zeros((2, 1, 40, 40), DType::F32, &Device::Cpu)?;
+            let out = net.forward_t(&x, true)?;
+            assert_eq!(out.predictions["smile"].dims(), &[2, 2]);
+            assert_eq!(
+                out.penalty.is_some(),
+                matches!(s, Sharing::Soft(_)),
+                "{}",
+                s.key()
+            );
+            let n: Vec<String> = tandem_tensor::sorted_vars(&vars)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            names.insert(s.key(), n);
+        }
+        assert_eq!(names["independent"], names["soft_parameters"]);
+        assert_eq!(names["independent"], names["soft_activations"]);
+        assert!(names["hard"].contains(&"trunk.conv1.weight".to_string()));
+        assert!(names["hard"].contains(&"heads.landmarks.weight".to_string()));
+        let cs = &names["cross_stitch"];
+        assert!(cs.contains(&"columns.smile.fc.weight".to_string()));
+        let stitches: Vec<&String> = cs.iter().filter(|n| n.starts_with("stitch.")).collect();
+        assert_eq!(
+            stitches,
+            [
+                "stitch.conv1",
+                "stitch.conv2",
+                "stitch.conv3",
+                "stitch.conv4",
+                "stitch.fc"
+            ]
+        );
+        assert_eq!(cs.len(), names["independent"].len() + 5);
+        Ok(())
+    }
+}

@@ -1,0 +1,55 @@
+//! The error type of `tandem-train`.
+
+/// Errors raised by `tandem-train`.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// An error from candle.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// An error from tandem-tensor (checkpoints, numeric guards).
+    #[error(transparent)]
+    Tensor(#[from] tandem_tensor::TensorError),
+    /// An error from tandem-data.
+    #[error(transparent)]
+    Data(#[from] tandem_data::DataError),
+    /// A non-finite loss or gradient.
+    #[error("non-finite {what} for task {task} at epoch {epoch}, step {step}")]
+    NonFinite {
+        /// `loss` or `gradient`.
+        what: String,
+        /// The task.
+        task: String,
+        /// The epoch (0-based).
+        epoch: usize,
+        /// The optimizer step.
+        step: u64,
+    },
+    /// An impossible configuration.
+    #[error("invalid config: {field}: {reason}")]
+    Config {
+        /// The offending key.
+        field: String,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+    /// Writing the history or a report failed.
+    #[error("{path}: {reason}")]
+    Output {
+        /// The file.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// Result alias of `tandem-train`.
+pub type Result<T> = std::result::Result<T, TrainError>;
+
+impl TrainError {
+    pub(crate) fn config(field: &str, reason: impl Into<String>) -> Self {
+        Self::Config {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}

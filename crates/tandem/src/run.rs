@@ -1,0 +1,67 @@
+//! Running one configured training: data, model, weighting, trainer.
+use crate::{Result, RunConfig};
+use candle_core::{DType, Device};
+use candle_nn::VarMap;
+use std::sync::Arc;
+use tandem_data::{Dataset, Subset, SynthFaces, Transform};
+use tandem_train::{EpochRecord, Report, Trainer};
+
+/// The data of one run.
+#[derive(Clone)]
+pub struct RunData {
+    /// Training samples.
+    pub train: Arc<dyn Dataset>,
+    /// Validation samples.
+    pub val: Arc<dyn Dataset>,
+    /// A per-sample transform (cropping, augmentation), if any.
+    pub transform: Option<Arc<dyn Transform>>,
+}
+
+impl RunData {
+    /// SynthFaces from `cfg.data`, generated with `seed`: faces `0..val_size` validate, the next
+    /// `train_size` train (so the validation set is the same for every training-set size).
+    pub fn synthetic(cfg: &RunConfig, seed: u64) -> Result<Self> {
+        let mut synth = cfg.data.synth.clone();
+        synth.len = cfg.data.val_size + cfg.data.train_size;
+        let all: Arc<dyn Dataset> = Arc::new(SynthFaces::new(synth, seed));
+        let val = Subset::new(all.clone(), (0..cfg.data.val_size).collect())?;
+        let train = Subset::new(all.clone(), (cfg.data.val_size..all.len()).collect())?;
+        Ok(Self {
+            train: Arc::new(train),
+            val: Arc::new(val),
+            transform: None,
+        })
+    }
+}
+
+/// What a run produced.
+pub struct RunOutput {
+    /// Metrics and history.
+    pub report: Report,
+    /// The trained variables (at the last epoch).
+    pub vars: VarMap,
+}
+
+/// Builds the model of `cfg`, trains it on `data` and returns the report.
+pub fn train(
+    cfg: &RunConfig,
+    data: &RunData,
+    device: &Device,
+    on_epoch: impl FnMut(&EpochRecord) + Send + 'static,
+) -> Result<RunOutput> {
+    cfg.validate()?;
+    let tasks = cfg.task_set();
+    let vars = VarMap::new();
+    let vb = tandem_tensor::seeded_var_builder(&vars, cfg.train.seed, DType::F32, device);
+    let net = cfg.sharing.build(&cfg.model, &tasks, vb.clone())?;
+    let weighting = cfg.weighting.build(&tasks)?;
+    let mut trainer = Trainer::new(cfg.train.clone())
+        .weighting_boxed(weighting)
+        .device(device.clone())
+        .on_epoch(on_epoch);
+    if let Some(t) = &data.transform {
+        trainer = trainer.transform(t.clone());
+    }
+    let report = trainer.fit(net.as_ref(), &tasks, &vars, &data.train, &data.val)?;
+    Ok(RunOutput { report, vars })
+}

@@ -1,0 +1,202 @@
+//! Experiment definitions: `xtask/experiments/<name>.toml`.
+//!
+//! ```toml
+//! name = "aux_vs_single"
+//! title = "..."
+//! claim = "..."
+//! [base]                     # a tandem::RunConfig, shared by every variant
+//! tasks = ["landmarks", "gender", "smile", "glasses", "pose"]
+//! [base.train]
+//! epochs = { quick = 6, full = 30, real = 40 }   # a value per budget
+//! [[variant]]
+//! key = "single"
+//! tasks = ["landmarks"]      # overrides merged over [base]
+//! ```
+//! A table whose keys are all budget names (`quick`, `full`, `real`, `real_quick`) is replaced
+//! by the value for the budget being run. The merged table must be a valid `RunConfig`:
+//! unknown keys are errors naming the key.
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use tandem::RunConfig;
+use toml::{Table, Value};
+
+/// Which budget to resolve `{ quick = .., full = .. }` values to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// Small budgets on SynthFaces.
+    Quick,
+    /// Full budgets on SynthFaces.
+    Full,
+    /// Real MTFL, quick.
+    RealQuick,
+    /// Real MTFL, full.
+    Real,
+}
+
+impl Budget {
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            Self::Quick => &["quick", "full"],
+            Self::Full => &["full", "quick"],
+            Self::RealQuick => &["real_quick", "quick", "real", "full"],
+            Self::Real => &["real", "full", "quick"],
+        }
+    }
+}
+
+const BUDGET_KEYS: [&str; 4] = ["quick", "full", "real", "real_quick"];
+
+/// One variant, resolved.
+pub struct Variant {
+    pub key: String,
+    pub config: RunConfig,
+}
+
+/// One experiment, resolved.
+pub struct Experiment {
+    pub name: String,
+    pub title: String,
+    pub claim: String,
+    pub variants: Vec<Variant>,
+}
+
+/// The experiments in run order.
+pub const ALL: [&str; 1] = ["aux_vs_single"];
+
+/// Loads `dir/<name>.toml` resolved for `budget`.
+pub fn load(dir: &Path, name: &str, budget: Budget) -> Result<Experiment> {
+    let path = dir.join(format!("{name}.toml"));
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    parse(&text, &path.display().to_string(), budget)
+}
+
+/// Parses an experiment file's text; `origin` names it in errors.
+pub fn parse(text: &str, origin: &str, budget: Budget) -> Result<Experiment> {
+    let mut doc: Table = toml::from_str(text).with_context(|| format!("{origin}: invalid TOML"))?;
+    let str_field = |doc: &mut Table, k: &str| -> Result<String> {
+        match doc.remove(k) {
+            Some(Value::String(s)) => Ok(s),
+            Some(_) => bail!("{origin}: key {k}: expected a string"),
+            None => bail!("{origin}: key {k} is missing"),
+        }
+    };
+    let name = str_field(&mut doc, "name")?;
+    let title = str_field(&mut doc, "title")?;
+    let claim = str_field(&mut doc, "claim")?;
+    let base = match doc.remove("base") {
+        Some(Value::Table(t)) => t,
+        None => Table::new(),
+        Some(_) => bail!("{origin}: key base: expected a table"),
+    };
+    let variants = match doc.remove("variant") {
+        Some(Value::Array(a)) => a,
+        _ => bail!("{origin}: no [[variant]] tables"),
+    };
+    if let Some(k) = doc.keys().next() {
+        bail!("{origin}: unknown key {k:?}; allowed: name, title, claim, base, variant");
+    }
+    let mut out = Vec::new();
+    for (i, v) in variants.into_iter().enumerate() {
+        let Value::Table(mut v) = v else {
+            bail!("{origin}: variant[{i}] is not a table");
+        };
+        let key = match v.remove("key") {
+            Some(Value::String(s)) => s,
+            _ => bail!("{origin}: variant[{i}]: key `key` (a string) is missing"),
+        };
+        if out.iter().any(|o: &Variant| o.key == key) {
+            bail!("{origin}: variant key {key:?} is used twice");
+        }
+        let mut merged = base.clone();
+        merge(&mut merged, v);
+        let resolved = resolve(Value::Table(merged), budget);
+        let text = toml::to_string(&resolved).context("re-serialising a variant")?;
+        let config = RunConfig::from_toml(&text, &format!("{origin}: variant {key}"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        out.push(Variant { key, config });
+    }
+    Ok(Experiment {
+        name,
+        title,
+        claim,
+        variants: out,
+    })
+}
+
+/// Deep merge: tables merge key by key, anything else is replaced.
+fn merge(base: &mut Table, over: Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(Value::Table(b)), Value::Table(o)) if !is_budget(b) && !is_budget(&o) => {
+                merge(b, o)
+            }
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn is_budget(t: &Table) -> bool {
+    !t.is_empty() && t.keys().all(|k| BUDGET_KEYS.contains(&k.as_str()))
+}
+
+fn resolve(v: Value, budget: Budget) -> Value {
+    match v {
+        Value::Table(t) if is_budget(&t) => {
+            let pick = budget.keys().iter().find_map(|k| t.get(*k).cloned());
+            pick.map(|p| resolve(p, budget)).unwrap_or(Value::Table(t))
+        }
+        Value::Table(t) => Value::Table(
+            t.into_iter()
+                .map(|(k, v)| (k, resolve(v, budget)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(|v| resolve(v, budget)).collect()),
+        v => v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = r#"
+name = "t"
+title = "T"
+claim = "C"
+[base]
+tasks = ["landmarks", "smile"]
+[base.train]
+epochs = { quick = 2, full = 9 }
+[[variant]]
+key = "a"
+[[variant]]
+key = "b"
+tasks = ["landmarks"]
+[variant.train]
+batch_size = 8
+"#;
+
+    #[test]
+    fn merges_and_resolves_budgets() {
+        let e = parse(DOC, "t.toml", Budget::Quick).unwrap();
+        assert_eq!(e.variants[0].config.train.epochs, 2);
+        assert_eq!(e.variants[1].config.tasks, ["landmarks"]);
+        assert_eq!(e.variants[1].config.train.batch_size, 8);
+        assert_eq!(e.variants[1].config.train.epochs, 2);
+        let f = parse(DOC, "t.toml", Budget::Full).unwrap();
+        assert_eq!(f.variants[0].config.train.epochs, 9);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let bad = DOC.replace("batch_size = 8", "batch_sise = 8");
+        let e = parse(&bad, "t.toml", Budget::Quick)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("variant b") && e.contains("batch_sise"), "{e}");
+    }
+}
