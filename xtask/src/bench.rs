@@ -15,6 +15,7 @@ use candle_nn::{Optimizer, VarBuilder, VarMap};
 use serde_json::{json, Map, Value};
 use tandem_tensor::ops::Backend;
 
+#[path = "../../crates/tandem-tensor/benches/tcdcn/mod.rs"]
 mod net;
 
 /// The configurations timed, in order: `{train,infer}_b{batch}`.

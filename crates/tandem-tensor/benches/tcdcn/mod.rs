@@ -5,8 +5,12 @@
 //! mean squared error), gender, smile, glasses (2 classes each) and pose (5 classes),
 //! cross-entropy. The loss is the plain sum. `benches/pytorch/tcdcn_bench.py` is the same
 //! network in PyTorch.
+//!
+//! Shared by the `train_step` criterion bench and `cargo xtask bench` (which includes this
+//! file by path).
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
+
 use tandem_tensor::ops::{bias_act, conv2d, max_pool2x2, Activation, Backend};
 
 /// Class counts of the four classification heads.
