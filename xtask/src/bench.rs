@@ -179,8 +179,12 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let mut runs: [Vec<Value>; 2] = [Vec::new(), Vec::new()];
     for round in 0..args.rounds {
         let mut cmd = Command::new(&exe);
+        // candle's element-wise ops use a spin-waiting barrier pool; on two shared cores it
+        // costs more than it saves, so they run on the calling thread. tandem's kernels and
+        // candle's GEMMs use the rayon pool of `threads` threads.
         cmd.args(["bench-step", "--seconds", &seconds])
-            .env("RAYON_NUM_THREADS", &threads);
+            .env("RAYON_NUM_THREADS", &threads)
+            .env("CANDLE_NUM_THREADS", "1");
         if args.candle_ops {
             cmd.arg("--candle-ops");
         }

@@ -37,6 +37,14 @@ fn steps(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
+    // As `cargo xtask bench`: candle's element-wise ops on the calling thread (its barrier
+    // pool spin-waits), 2 rayon threads for tandem's kernels and GEMMs unless set otherwise.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "2");
+    }
     Criterion::default()
         .sample_size(10)
         .warm_up_time(std::time::Duration::from_secs(1))

@@ -24,7 +24,7 @@ use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape,
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::cpu::{cpu_f32, with_f32};
+use super::cpu::{cpu_f32, sum_f32, with_f32};
 
 /// An element-wise activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -204,7 +204,7 @@ pub(crate) fn backward(
                         }
                     });
                     if need_db {
-                        db[i % c] += dxc.iter().sum::<f32>();
+                        db[i % c] += sum_f32(dxc);
                     }
                 }
                 db

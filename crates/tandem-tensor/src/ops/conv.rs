@@ -26,7 +26,7 @@
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{cpu_f32, with_f32, with_scratch};
+use super::cpu::{cpu_f32, sum_f32, with_f32, with_scratch};
 use super::gemm::{matmul, MatRef};
 
 /// The columns a chunk aims at: enough to keep the GEMM efficient for small images.
@@ -269,7 +269,7 @@ pub(crate) fn backward(
                     }
                     gathered
                 };
-                let db = need_db.then(|| dyc.chunks_exact(n).map(|r| r.iter().sum()).collect());
+                let db = need_db.then(|| dyc.chunks_exact(n).map(sum_f32).collect());
                 let dw = if need_dw {
                     let mut dw = vec![0f32; o * k];
                     with_scratch(k * n, |cols| {

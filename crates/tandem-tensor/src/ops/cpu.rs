@@ -42,3 +42,21 @@ pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
     SCRATCH.with(|s| s.borrow_mut().push(buf));
     out
 }
+
+/// Sum of `v` in a fixed order that vectorises: eight interleaved partial sums, then the
+/// remainder, then the partials pairwise. Deterministic for a given length.
+#[inline]
+pub(crate) fn sum_f32(v: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = v.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    for (a, x) in acc.iter_mut().zip(rest) {
+        *a += x;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
