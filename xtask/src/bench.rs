@@ -56,6 +56,9 @@ pub struct StepArgs {
     /// Time candle's own ops instead of tandem's kernels.
     #[arg(long)]
     pub candle_ops: bool,
+    /// Run bias, activation and pooling as separate ops instead of the fused one.
+    #[arg(long)]
+    pub no_fuse: bool,
 }
 
 /// Peak resident set size of this process in MB (`VmHWM`), 0 where unknown.
@@ -97,7 +100,7 @@ pub fn step(args: &StepArgs) -> Result<()> {
     };
     let vars = VarMap::new();
     let vb = VarBuilder::from_varmap(&vars, DType::F32, &dev);
-    let model = net::Net::new(vb, backend)?;
+    let model = net::Net::new(vb, backend, !args.no_fuse)?;
     let mut opt = candle_nn::AdamW::new_lr(vars.all_vars(), 1e-3)?;
     let mut out = Map::new();
     for cfg in args.configs.split(',') {

@@ -3,7 +3,7 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 use candle_core::{Device, Tensor, Var};
 use criterion::{criterion_group, criterion_main, Criterion};
-use tandem_tensor::ops::{bias_act, conv2d, max_pool2x2, Activation, Backend};
+use tandem_tensor::ops::{bias_act, bias_act_pool2x2, conv2d, max_pool2x2, Activation, Backend};
 
 const B: usize = 64;
 /// (name, C_in, H, C_out, K) of the four TCDCN convolutions (40×40 input).
@@ -14,6 +14,12 @@ const CONVS: [(&str, usize, usize, usize, usize); 4] = [
     ("conv4", 64, 3, 64, 2),
 ];
 const BACKENDS: [(&str, Backend); 2] = [("tandem", Backend::Tandem), ("candle", Backend::Candle)];
+
+/// A fixed tensor shaped like `y`: `Σ y ⊙ probe` gives `y` a full (not broadcast) gradient,
+/// as inside a network.
+fn probe(y: &Tensor) -> Tensor {
+    Tensor::ones(y.shape(), y.dtype(), y.device()).unwrap()
+}
 
 fn var(shape: &[usize]) -> Var {
     Var::from_tensor(&Tensor::randn(0f32, 1f32, shape, &Device::Cpu).unwrap()).unwrap()
@@ -41,7 +47,12 @@ fn convs(c: &mut Criterion) {
                 bench.iter(|| {
                     let y =
                         conv2d(&x_in, w.as_tensor(), Some(bias.as_tensor()), 0, backend).unwrap();
-                    y.sum_all().unwrap().backward().unwrap()
+                    y.mul(&probe(&y))
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                        .backward()
+                        .unwrap()
                 })
             });
         }
@@ -59,7 +70,12 @@ fn pools(c: &mut Criterion) {
         g.bench_function(format!("{bname}/forward+backward"), |bench| {
             bench.iter(|| {
                 let y = max_pool2x2(x.as_tensor(), backend).unwrap();
-                y.sum_all().unwrap().backward().unwrap()
+                y.mul(&probe(&y))
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap()
             })
         });
     }
@@ -91,9 +107,56 @@ fn acts(c: &mut Criterion) {
                     backend,
                 )
                 .unwrap();
-                y.sum_all().unwrap().backward().unwrap()
+                y.mul(&probe(&y))
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap()
             })
         });
+    }
+    g.finish();
+}
+
+fn act_pools(c: &mut Criterion) {
+    let x = var(&[B, 16, 36, 36]);
+    let bias = var(&[16]);
+    let mut g = c.benchmark_group(format!("bias_abs_tanh_pool_16x36x36_b{B}"));
+    let act = Activation::AbsTanh;
+    let fused = |backend| bias_act_pool2x2(x.as_tensor(), Some(bias.as_tensor()), act, backend);
+    let composed = |backend| {
+        max_pool2x2(
+            &bias_act(x.as_tensor(), Some(bias.as_tensor()), act, backend)?,
+            backend,
+        )
+    };
+    for (bname, backend) in BACKENDS {
+        for (kind, fwd) in [
+            (
+                "fused",
+                &fused as &dyn Fn(Backend) -> candle_core::Result<Tensor>,
+            ),
+            ("composed", &composed),
+        ] {
+            if backend == Backend::Candle && kind == "fused" {
+                continue;
+            }
+            g.bench_function(format!("{bname}/{kind}/forward"), |bench| {
+                bench.iter(|| fwd(backend).unwrap())
+            });
+            g.bench_function(format!("{bname}/{kind}/forward+backward"), |bench| {
+                bench.iter(|| {
+                    let y = fwd(backend).unwrap();
+                    y.mul(&probe(&y))
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                        .backward()
+                        .unwrap()
+                })
+            });
+        }
     }
     g.finish();
 }
@@ -113,5 +176,5 @@ fn config() -> Criterion {
         .measurement_time(std::time::Duration::from_secs(2))
 }
 
-criterion_group! { name = benches; config = config(); targets = convs, pools, acts }
+criterion_group! { name = benches; config = config(); targets = convs, pools, acts, act_pools }
 criterion_main!(benches);

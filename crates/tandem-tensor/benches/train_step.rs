@@ -14,7 +14,7 @@ fn steps(c: &mut Criterion) {
     for (bname, backend) in [("tandem", Backend::Tandem), ("candle", Backend::Candle)] {
         let vars = VarMap::new();
         let vb = VarBuilder::from_varmap(&vars, DType::F32, &dev);
-        let net = tcdcn::Net::new(vb, backend).unwrap();
+        let net = tcdcn::Net::new(vb, backend, true).unwrap();
         let mut opt = candle_nn::AdamW::new_lr(vars.all_vars(), 1e-3).unwrap();
         let mut g = c.benchmark_group(format!("tcdcn_{bname}"));
         for b in [64, 256] {

@@ -11,7 +11,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
 
-use tandem_tensor::ops::{bias_act, conv2d, max_pool2x2, Activation, Backend};
+use tandem_tensor::ops::{bias_act, bias_act_pool2x2, conv2d, max_pool2x2, Activation, Backend};
 
 /// Class counts of the four classification heads.
 const CLASSES: [usize; 4] = [2, 2, 2, 5];
@@ -22,11 +22,13 @@ pub struct Net {
     fc: (Tensor, Tensor),
     heads: Vec<Linear>,
     backend: Backend,
+    fuse_pool: bool,
 }
 
 impl Net {
-    /// Builds the network's variables under `vb`.
-    pub fn new(vb: VarBuilder, backend: Backend) -> Result<Self> {
+    /// Builds the network's variables under `vb`; `fuse_pool` runs bias, activation and
+    /// pooling as one op ([`bias_act_pool2x2`]) instead of [`bias_act`] then [`max_pool2x2`].
+    pub fn new(vb: VarBuilder, backend: Backend, fuse_pool: bool) -> Result<Self> {
         let mut convs = Vec::new();
         for (i, (cin, cout, k)) in [(1, 16, 5), (16, 48, 3), (48, 64, 3), (64, 64, 2)]
             .into_iter()
@@ -71,6 +73,7 @@ impl Net {
             fc,
             heads,
             backend,
+            fuse_pool,
         })
     }
 
@@ -79,10 +82,14 @@ impl Net {
         let mut h = x.clone();
         for (i, (w, b)) in self.convs.iter().enumerate() {
             let z = conv2d(&h, w, None, 0, self.backend)?;
-            h = bias_act(&z, Some(b), Activation::AbsTanh, self.backend)?;
-            if i < 3 {
-                h = max_pool2x2(&h, self.backend)?;
-            }
+            let act = Activation::AbsTanh;
+            h = match (i < 3, self.fuse_pool) {
+                (true, true) => bias_act_pool2x2(&z, Some(b), act, self.backend)?,
+                (true, false) => {
+                    max_pool2x2(&bias_act(&z, Some(b), act, self.backend)?, self.backend)?
+                }
+                (false, _) => bias_act(&z, Some(b), act, self.backend)?,
+            };
         }
         let z = h.flatten_from(1)?.matmul(&self.fc.0.t()?)?;
         let h = bias_act(&z, Some(&self.fc.1), Activation::AbsTanh, self.backend)?;

@@ -122,8 +122,10 @@ macro_rules! with_act {
     };
 }
 
+pub(crate) use with_act;
+
 /// Batch items per parallel task: a function of the shape only.
-fn chunk_items(b: usize, per_item: usize) -> usize {
+pub(crate) fn chunk_items(b: usize, per_item: usize) -> usize {
     let by_size = (1usize << 14).div_ceil(per_item.max(1));
     by_size.clamp(1, b.div_ceil(8).max(1))
 }

@@ -34,6 +34,7 @@ pub enum Backend {
 }
 
 mod act;
+mod act_pool;
 mod conv;
 mod cpu;
 mod gemm;
@@ -108,6 +109,31 @@ pub fn bias_act(
         None => x.clone(),
     };
     act.apply_candle(&z)
+}
+
+/// Per-channel bias, activation and 2×2 max-pooling in one op:
+/// `max_pool2x2(bias_act(x, bias, act))`, `[B, C, H, W]` → `[B, C, ⌊H/2⌋, ⌊W/2⌋]`.
+///
+/// With [`Backend::Tandem`] on f32 CPU tensors neither the full-size activation nor its
+/// gradient is ever stored (the activation is recomputed in the backward pass); the result and
+/// the gradients equal those of the composition. Otherwise it is the composition itself.
+pub fn bias_act_pool2x2(
+    x: &Tensor,
+    bias: Option<&Tensor>,
+    act: Activation,
+    backend: Backend,
+) -> Result<Tensor> {
+    let mut all = vec![x];
+    all.extend(bias);
+    if tandem_handles(backend, &all) && x.rank() == 4 {
+        let op = act_pool::BiasActPoolOp { act };
+        let x = x.contiguous()?;
+        return match bias {
+            Some(b) => x.apply_op2(&b.contiguous()?, op),
+            None => x.apply_op1(op),
+        };
+    }
+    max_pool2x2(&bias_act(x, bias, act, backend)?, backend)
 }
 
 /// 2×2 max-pooling with stride 2: `[B, C, H, W]` → `[B, C, ⌊H/2⌋, ⌊W/2⌋]`.

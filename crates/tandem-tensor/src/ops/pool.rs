@@ -25,7 +25,7 @@ const PLANES_PER_TASK: usize = 16;
 /// Compared as a tree — `(a, b)`, `(c, d)`, then the two winners — with strict `>`, so ties
 /// go to the first of the four in row-major order. Branch-free, so the loops vectorise.
 #[inline(always)]
-fn window_max(a: f32, b: f32, c: f32, d: f32) -> (f32, bool, bool) {
+pub(crate) fn window_max(a: f32, b: f32, c: f32, d: f32) -> (f32, bool, bool) {
     let top_right = b > a;
     let m01 = if top_right { b } else { a };
     let bottom_right = d > c;
