@@ -19,7 +19,7 @@ use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape,
 use rayon::prelude::*;
 
 use super::act::{chunk_items, tanh_abs, with_act, Activation};
-use super::cpu::{cpu_f32, sum_f32, with_f32};
+use super::cpu::{cpu_f32, keep_if, sum_f32, with_f32};
 use super::pool::window_max;
 
 /// `y = pool(act(x + b))` for `x [B, C, H, W]`.
@@ -128,12 +128,9 @@ fn backward(
                                 .zip(dyrow)
                             {
                                 let (_, bottom, right) = window_max(p0[0], p0[1], p1[0], p1[1]);
+                                // bit masks: no data-dependent branches
                                 let pick = |b: bool, r: bool, d: f32| {
-                                    if bottom == b && right == r {
-                                        g * d
-                                    } else {
-                                        0.0
-                                    }
+                                    keep_if(g * d, bottom == b && right == r)
                                 };
                                 q0[0] = pick(false, false, e0[0]);
                                 q0[1] = pick(false, true, e0[1]);

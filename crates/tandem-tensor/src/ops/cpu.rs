@@ -60,3 +60,9 @@ pub(crate) fn sum_f32(v: &[f32]) -> f32 {
     }
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
+
+/// `v` where `keep`, `+0.0` elsewhere, by a bit mask: no data-dependent branch.
+#[inline(always)]
+pub(crate) fn keep_if(v: f32, keep: bool) -> f32 {
+    f32::from_bits(v.to_bits() & 0u32.wrapping_sub(u32::from(keep)))
+}

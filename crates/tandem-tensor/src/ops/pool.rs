@@ -15,7 +15,7 @@
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{cpu_f32, with_f32};
+use super::cpu::{cpu_f32, keep_if, with_f32};
 
 /// Planes per parallel task.
 const PLANES_PER_TASK: usize = 16;
