@@ -96,8 +96,8 @@ pub(crate) fn backward(x: &[f32], dy: &[f32], planes: usize, h: usize, w: usize)
                         .zip(dyrow)
                     {
                         let (_, bottom, right) = window_max(p0[0], p0[1], p1[0], p1[1]);
-                        let pick =
-                            |b: bool, r: bool| if bottom == b && right == r { g } else { 0.0 };
+                        // bit masks: no data-dependent branches
+                        let pick = |b: bool, r: bool| keep_if(g, bottom == b && right == r);
                         q0[0] = pick(false, false);
                         q0[1] = pick(false, true);
                         q1[0] = pick(true, false);
