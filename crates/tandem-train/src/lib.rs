@@ -52,4 +52,7 @@ pub use history::{EpochRecord, History, Report};
 pub use optim::{AdamW, AdamWConfig, AdamWState};
 pub use schedule::LrSchedule;
 pub use trainer::{TrainConfig, Trainer};
-pub use weighting::{Equal, Static, StepContext, Update, Weighting};
+pub use weighting::{
+    Dwa, Equal, GradNorm, GradNormState, PcGrad, Static, StepContext, Uncertainty, Update,
+    Weighting, WeightingConfig,
+};

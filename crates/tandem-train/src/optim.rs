@@ -140,7 +140,10 @@ impl AdamW {
             if m.len() != shape.elem_count() || v.len() != shape.elem_count() {
                 return Err(crate::TrainError::config(
                     "optimizer state",
-                    format!("moments for {name} do not match its shape {:?}", shape.dims()),
+                    format!(
+                        "moments for {name} do not match its shape {:?}",
+                        shape.dims()
+                    ),
                 ));
             }
             let dev = var.device();
@@ -189,7 +192,10 @@ mod tests {
             opt.step(&vars, &loss.backward()?, 0.1)?;
             if c[0] == 0.5 {
                 let v = p.to_vec1::<f32>()?;
-                assert!((v[0] - 0.899).abs() < 1e-6 && (v[1] + 1.898).abs() < 1e-6, "{v:?}");
+                assert!(
+                    (v[0] - 0.899).abs() < 1e-6 && (v[1] + 1.898).abs() < 1e-6,
+                    "{v:?}"
+                );
             }
         }
         let v = p.to_vec1::<f32>()?;

@@ -64,15 +64,25 @@ impl TrainConfig {
         }
         let o = &self.optimizer;
         if !(o.lr.is_finite() && o.lr > 0.0) {
-            return Err(TrainError::config("optimizer.lr", format!("{} is not a positive number", o.lr)));
+            return Err(TrainError::config(
+                "optimizer.lr",
+                format!("{} is not a positive number", o.lr),
+            ));
         }
         if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {
-            return Err(TrainError::config("optimizer.beta1/beta2", "must be in [0, 1)"));
+            return Err(TrainError::config(
+                "optimizer.beta1/beta2",
+                "must be in [0, 1)",
+            ));
         }
         if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
             return Err(TrainError::config("optimizer.weight_decay", "must be ≥ 0"));
         }
-        if let LrSchedule::Cosine { warmup_epochs, min_factor } = self.schedule {
+        if let LrSchedule::Cosine {
+            warmup_epochs,
+            min_factor,
+        } = self.schedule
+        {
             if !(warmup_epochs >= 0.0 && (0.0..=1.0).contains(&min_factor)) {
                 return Err(TrainError::config(
                     "schedule",
@@ -172,7 +182,11 @@ impl Trainer {
         if train.is_empty() || val.is_empty() {
             return Err(TrainError::config(
                 "data",
-                format!("empty split: {} training and {} validation samples", train.len(), val.len()),
+                format!(
+                    "empty split: {} training and {} validation samples",
+                    train.len(),
+                    val.len()
+                ),
             ));
         }
         let (train_batcher, eval_batcher) = self.batchers();
@@ -220,8 +234,10 @@ impl Trainer {
                 if let Some(p) = &out.penalty {
                     ensure_finite("penalty", p)?;
                 }
-                let mut rng = ChaCha8Rng::seed_from_u64(hash_seed(self.config.seed ^ step, "weighting"));
+                let mut rng =
+                    ChaCha8Rng::seed_from_u64(hash_seed(self.config.seed ^ step, "weighting"));
                 let mut ctx = StepContext {
+                    trainable: &trainable,
                     shared: &shared,
                     last_shared: &last_shared,
                     penalty: out.penalty.as_ref(),
@@ -233,10 +249,12 @@ impl Trainer {
                 for (name, w) in update.weights.iter() {
                     add(&mut weight_sum, name, *w);
                 }
-                lr = self
-                    .config
-                    .schedule
-                    .rate(self.config.optimizer.lr, step, total_steps, steps_per_epoch);
+                lr = self.config.schedule.rate(
+                    self.config.optimizer.lr,
+                    step,
+                    total_steps,
+                    steps_per_epoch,
+                );
                 opt.step(&trainable, &update.grads, lr)?;
                 step += 1;
                 batches += 1;
@@ -261,9 +279,9 @@ impl Trainer {
         }
 
         let metric = main.primary_metric();
-        let best_epoch = history
-            .best_epoch(main.name(), metric)
-            .ok_or_else(|| TrainError::config("data", "validation split gave no main-task metric"))?;
+        let best_epoch = history.best_epoch(main.name(), metric).ok_or_else(|| {
+            TrainError::config("data", "validation split gave no main-task metric")
+        })?;
         let best = history.epochs[best_epoch].val_metrics.clone();
         Ok(Report {
             main_task: main.name().to_string(),

@@ -1,5 +1,6 @@
 //! End-to-end training on a tiny procedural data set: the loss falls, the run repeats bit for
 //! bit, and 1 and 2 threads give identical results.
+#![allow(clippy::unwrap_used)]
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use std::sync::Arc;
@@ -55,7 +56,12 @@ fn run(seed: u64) -> Report {
         feature_dim: 16,
         ..Default::default()
     };
-    let net = HardSharing::new(Tcdcn::new(cfg, vb.pp("trunk")).unwrap(), &tasks, vb.pp("heads")).unwrap();
+    let net = HardSharing::new(
+        Tcdcn::new(cfg, vb.pp("trunk")).unwrap(),
+        &tasks,
+        vb.pp("heads"),
+    )
+    .unwrap();
     let mut cfg = TrainConfig {
         epochs: 4,
         batch_size: 16,
@@ -74,7 +80,10 @@ fn loss_falls_and_report_is_consistent() {
     let r = run(3);
     let h = &r.history.epochs;
     assert_eq!(h.len(), 4);
-    assert!(h[3].train_loss["landmarks"] < h[0].train_loss["landmarks"], "{h:?}");
+    assert!(
+        h[3].train_loss["landmarks"] < h[0].train_loss["landmarks"],
+        "{h:?}"
+    );
     assert!((h[0].weights["half"] - 0.1).abs() < 1e-12);
     let best = r.history.best_epoch("landmarks", "nme").unwrap();
     assert_eq!(best, r.best_epoch);

@@ -18,7 +18,11 @@ impl Weighting for Equal {
     fn name(&self) -> &str {
         "equal"
     }
-    fn backward(&mut self, losses: &TaskMap<Tensor>, ctx: &mut StepContext) -> candle_core::Result<Update> {
+    fn backward(
+        &mut self,
+        losses: &TaskMap<Tensor>,
+        ctx: &mut StepContext,
+    ) -> candle_core::Result<Update> {
         let weights = losses.map(|_, _| 1.0);
         let grads = weighted_sum(losses, &weights, ctx.penalty)?.backward()?;
         Ok(Update { grads, weights })

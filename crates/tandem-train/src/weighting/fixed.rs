@@ -31,7 +31,11 @@ impl Weighting for Static {
     fn name(&self) -> &str {
         "static"
     }
-    fn backward(&mut self, losses: &TaskMap<Tensor>, ctx: &mut StepContext) -> candle_core::Result<Update> {
+    fn backward(
+        &mut self,
+        losses: &TaskMap<Tensor>,
+        ctx: &mut StepContext,
+    ) -> candle_core::Result<Update> {
         let weights = losses.map(|n, _| self.weights.get(n).copied().unwrap_or(1.0));
         let grads = weighted_sum(losses, &weights, ctx.penalty)?.backward()?;
         Ok(Update { grads, weights })
@@ -46,7 +50,11 @@ mod tests {
     use proptest::prelude::*;
     use rand::SeedableRng;
 
-    fn grads_of(w: &mut dyn Weighting, l1: f32, l2: f32) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
+    fn grads_of(
+        w: &mut dyn Weighting,
+        l1: f32,
+        l2: f32,
+    ) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
         let dev = Device::Cpu;
         let p = Var::new(&[1.0f32, 2.0], &dev)?;
         // L_a = l1·θ₀², L_b = l2·θ₀θ₁
@@ -55,13 +63,24 @@ mod tests {
         let lb = ((t.narrow(0, 0, 1)? * t.narrow(0, 1, 1)?)? * f64::from(l2))?.sum_all()?;
         let losses = TaskMap::new().with("a", la.clone()).with("b", lb.clone());
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let mut ctx = StepContext { shared: &[], last_shared: &[], penalty: None, rng: &mut rng, epoch: 0, step: 0 };
+        let mut ctx = StepContext {
+            trainable: &[],
+            shared: &[],
+            last_shared: &[],
+            penalty: None,
+            rng: &mut rng,
+            epoch: 0,
+            step: 0,
+        };
         let u = w.backward(&losses, &mut ctx)?;
         let wa = u.weights["a"];
         let wb = u.weights["b"];
         let direct = ((la * wa)? + (lb * wb)?)?.backward()?;
         let g = |s: &candle_core::backprop::GradStore| -> candle_core::Result<Vec<f32>> {
-            s.get(p.as_tensor()).map(|t| t.to_vec1::<f32>()).transpose().map(|v| v.unwrap_or_default())
+            s.get(p.as_tensor())
+                .map(|t| t.to_vec1::<f32>())
+                .transpose()
+                .map(|v| v.unwrap_or_default())
         };
         Ok((g(&u.grads)?, g(&direct)?))
     }
