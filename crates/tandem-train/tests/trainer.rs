@@ -68,7 +68,7 @@ fn run(seed: u64) -> Report {
         seed,
         ..Default::default()
     };
-    cfg.optimizer.lr = 3e-3;
+    cfg.optimizer.set_lr(3e-3);
     Trainer::new(cfg)
         .weighting(Static::new([("half", 0.1)]))
         .fit(&net, &tasks, &vars, &train, &val)
