@@ -4,6 +4,7 @@
 //!
 //! - [`Dataset`]: indexable samples ([`Sample`]: a grayscale image plus one [`Label`] per task).
 //! - [`Subset`]: index views and seeded train/validation splits.
+//! - [`SynthFaces`]: seeded synthetic faces whose attributes cause landmarks and looks.
 //! - [`Batcher`]: seeded shuffling, per-sample [`Transform`]s (augmentation) and stacking into a
 //!   [`Batch`] `{ input: [B, 1, H, W], targets: TaskMap<Target> }`.
 //!
@@ -18,8 +19,10 @@ mod batch;
 mod dataset;
 mod error;
 mod sample;
+mod synth;
 
 pub use batch::{sample_rng, Batch, Batcher, Transform};
 pub use dataset::{Dataset, Subset};
 pub use error::{DataError, Result};
 pub use sample::{GrayImage, Label, Sample};
+pub use synth::{Attributes, FaceParams, SynthConfig, SynthFaces, POSE_YAW_DEG};

@@ -214,7 +214,11 @@ mod tests {
     use candle_nn::Module;
 
     fn model(vars: &VarMap, seed: u64, out: usize) -> candle_core::Result<candle_nn::Linear> {
-        candle_nn::linear(3, out, seeded_var_builder(vars, seed, DType::F32, &Device::Cpu).pp("fc"))
+        candle_nn::linear(
+            3,
+            out,
+            seeded_var_builder(vars, seed, DType::F32, &Device::Cpu).pp("fc"),
+        )
     }
 
     #[test]
@@ -227,10 +231,19 @@ mod tests {
         let b = VarMap::new();
         let mb = model(&b, 99, 2)?;
         let x = Tensor::new(&[[0.5f32, -1.0, 2.0]], &Device::Cpu)?;
-        assert_ne!(ma.forward(&x)?.to_vec2::<f32>()?, mb.forward(&x)?.to_vec2::<f32>()?);
+        assert_ne!(
+            ma.forward(&x)?.to_vec2::<f32>()?,
+            mb.forward(&x)?.to_vec2::<f32>()?
+        );
         let meta = load(dir.path(), &b)?;
-        assert_eq!((meta.step, meta.epoch, meta.seed, meta.config), (10, 2, 1, cfg));
-        assert_eq!(ma.forward(&x)?.to_vec2::<f32>()?, mb.forward(&x)?.to_vec2::<f32>()?);
+        assert_eq!(
+            (meta.step, meta.epoch, meta.seed, meta.config),
+            (10, 2, 1, cfg)
+        );
+        assert_eq!(
+            ma.forward(&x)?.to_vec2::<f32>()?,
+            mb.forward(&x)?.to_vec2::<f32>()?
+        );
         Ok(())
     }
 
@@ -239,15 +252,29 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| TensorError::io("tmp", e))?;
         let a = VarMap::new();
         model(&a, 1, 2)?;
-        save(dir.path(), &a, &CheckpointMeta::new(0, 0, 1, serde_json::Value::Null))?;
+        save(
+            dir.path(),
+            &a,
+            &CheckpointMeta::new(0, 0, 1, serde_json::Value::Null),
+        )?;
         let b = VarMap::new();
         model(&b, 1, 4)?;
-        let e = load(dir.path(), &b).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(e.contains("fc.weight: model has [4, 3], checkpoint has [2, 3]"), "{e}");
-        let bytes = std::fs::read(dir.path().join(MODEL_FILE)).map_err(|e| TensorError::io("m", e))?;
+        let e = load(dir.path(), &b)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("fc.weight: model has [4, 3], checkpoint has [2, 3]"),
+            "{e}"
+        );
+        let bytes =
+            std::fs::read(dir.path().join(MODEL_FILE)).map_err(|e| TensorError::io("m", e))?;
         std::fs::write(dir.path().join(MODEL_FILE), &bytes[..bytes.len() / 2])
             .map_err(|e| TensorError::io("m", e))?;
-        let e = load(dir.path(), &a).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = load(dir.path(), &a)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("not a valid safetensors file"), "{e}");
         Ok(())
     }

@@ -105,7 +105,10 @@ impl SimpleBackend for SeededBackend {
             .map_err(|_| candle_core::Error::Msg("VarMap lock poisoned".into()))?;
         if let Some(v) = data.get(name) {
             if v.shape() != &s {
-                candle_core::bail!("shape mismatch on {name}: asked {s:?}, stored {:?}", v.shape())
+                candle_core::bail!(
+                    "shape mismatch on {name}: asked {s:?}, stored {:?}",
+                    v.shape()
+                )
             }
             return Ok(v.as_tensor().clone());
         }
@@ -175,16 +178,14 @@ mod tests {
         let b = VarMap::new();
         let vbb = seeded_var_builder(&b, 3, DType::F32, &dev);
         let lb = candle_nn::linear(4, 3, vbb.pp("shared"))?;
-        assert_eq!(
-            la.weight().to_vec2::<f32>()?,
-            lb.weight().to_vec2::<f32>()?
-        );
+        assert_eq!(la.weight().to_vec2::<f32>()?, lb.weight().to_vec2::<f32>()?);
         let c = VarMap::new();
-        let lc = candle_nn::linear(4, 3, seeded_var_builder(&c, 4, DType::F32, &dev).pp("shared"))?;
-        assert_ne!(
-            la.weight().to_vec2::<f32>()?,
-            lc.weight().to_vec2::<f32>()?
-        );
+        let lc = candle_nn::linear(
+            4,
+            3,
+            seeded_var_builder(&c, 4, DType::F32, &dev).pp("shared"),
+        )?;
+        assert_ne!(la.weight().to_vec2::<f32>()?, lc.weight().to_vec2::<f32>()?);
         // The builder's tensors are the VarMap's variables: training them trains the model.
         let x = Tensor::ones((1, 4), DType::F32, &dev)?;
         let before = la.forward(&x)?.to_vec2::<f32>()?;
@@ -213,7 +214,10 @@ mod tests {
     #[test]
     fn hash_seed_is_stable() {
         // Pinned: changing these changes every model's initial weights.
-        assert_eq!(hash_seed(0, ""), splitmix64(0xcbf2_9ce4_8422_2325 ^ splitmix64(0)));
+        assert_eq!(
+            hash_seed(0, ""),
+            splitmix64(0xcbf2_9ce4_8422_2325 ^ splitmix64(0))
+        );
         assert_ne!(hash_seed(1, "a"), hash_seed(2, "a"));
         assert_ne!(hash_seed(1, "a"), hash_seed(1, "b"));
     }

@@ -29,10 +29,10 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
-pub mod ops;
 mod error;
 mod guard;
 mod init;
+pub mod ops;
 mod target;
 mod task_map;
 mod vars;

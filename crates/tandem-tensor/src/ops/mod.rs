@@ -6,10 +6,18 @@
 //! - [`max_pool2x2`]: `[B, C, H, W]` → `[B, C, ⌊H/2⌋, ⌊W/2⌋]` (a trailing odd row/column is
 //!   dropped, as in PyTorch's `MaxPool2d(2)`).
 //!
+//! [`Backend::Tandem`] (the default) runs tandem's own kernels on f32 CPU tensors — im2col +
+//! GEMM convolutions parallel over the batch, whose backward skips the input gradient when the
+//! input needs none, and a 2×2 pooling whose gradient goes whole to each window's maximum —
+//! and candle's operations on other devices and dtypes, so the same layer code runs on a GPU.
+//! The kernels run on rayon's current thread pool, and their gradients are bit-identical for
+//! any number of threads: weight and bias gradients are summed over chunks of the batch whose
+//! size depends only on the shapes, in chunk order, and every GEMM runs single-threaded.
+//!
 //! [`Backend::Candle`] uses candle's own operations, which run on every device.
 //! For pooling it uses the reshape-and-max formulation: candle 0.11.1's `max_pool2d` backward
 //! passes 0.25 of the gradient to the maximum of a 2×2 window instead of 1.
-use candle_core::{Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor, D};
 use serde::{Deserialize, Serialize};
 
 /// Which implementation of the hot kernels to use.
@@ -23,14 +31,40 @@ pub enum Backend {
     Candle,
 }
 
+mod conv;
+mod cpu;
+mod gemm;
+mod pool;
+
+/// Whether tandem's own kernels handle these tensors: f32, all on the CPU.
+fn tandem_handles(backend: Backend, tensors: &[&Tensor]) -> bool {
+    backend == Backend::Tandem
+        && tensors
+            .iter()
+            .all(|t| t.dtype() == DType::F32 && matches!(t.device(), Device::Cpu))
+}
+
 /// 2-D convolution, stride 1, zero padding `padding` on every side, optional bias.
+///
+/// `x [B, C_in, H, W]`, `weight [C_out, C_in, K_h, K_w]`, `bias [C_out]` →
+/// `[B, C_out, H + 2p − K_h + 1, W + 2p − K_w + 1]`.
 pub fn conv2d(
     x: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
     padding: usize,
-    _backend: Backend,
+    backend: Backend,
 ) -> Result<Tensor> {
+    let mut all = vec![x, weight];
+    all.extend(bias);
+    if tandem_handles(backend, &all) {
+        let op = conv::Conv2dOp { padding };
+        let (x, weight) = (x.contiguous()?, weight.contiguous()?);
+        return match bias {
+            Some(b) => x.apply_op3(&weight, &b.contiguous()?, op),
+            None => x.apply_op2(&weight, op),
+        };
+    }
     let y = x.conv2d(weight, padding, 1, 1, 1)?;
     match bias {
         Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
@@ -38,8 +72,11 @@ pub fn conv2d(
     }
 }
 
-/// 2×2 max-pooling with stride 2.
-pub fn max_pool2x2(x: &Tensor, _backend: Backend) -> Result<Tensor> {
+/// 2×2 max-pooling with stride 2: `[B, C, H, W]` → `[B, C, ⌊H/2⌋, ⌊W/2⌋]`.
+pub fn max_pool2x2(x: &Tensor, backend: Backend) -> Result<Tensor> {
+    if tandem_handles(backend, &[x]) {
+        return x.contiguous()?.apply_op1(pool::MaxPool2x2Op);
+    }
     let (b, c, h, w) = x.dims4()?;
     let (ho, wo) = (h / 2, w / 2);
     let x = if h % 2 == 1 || w % 2 == 1 {
@@ -62,7 +99,10 @@ mod tests {
             let x = Var::new(&[[[[1f32, 2.], [3., 4.]]]], &Device::Cpu)?;
             let y = max_pool2x2(x.as_tensor(), backend)?;
             let g = y.sum_all()?.backward()?;
-            let gx = g.get(&x).map(|t| t.flatten_all()?.to_vec1::<f32>()).transpose()?;
+            let gx = g
+                .get(&x)
+                .map(|t| t.flatten_all()?.to_vec1::<f32>())
+                .transpose()?;
             assert_eq!(gx, Some(vec![0.0, 0.0, 0.0, 1.0]), "{backend:?}");
         }
         Ok(())

@@ -1,0 +1,436 @@
+//! 2-D convolution (stride 1, zero padding) as im2col + GEMM, forward and backward, f32, CPU.
+//!
+//! # Formulas
+//! With input `x [B, C, H, W]`, weight `w [O, C, Kh, Kw]`, bias `b [O]` and padding `p`,
+//! the output `y [B, O, Ho, Wo]`, `Ho = H + 2p − Kh + 1`, `Wo = W + 2p − Kw + 1`, is
+//!
+//! ```text
+//! y[n,o,i,j] = b[o] + Σ_{c,u,v} w[o,c,u,v] · x[n, c, i+u−p, j+v−p]     (x = 0 outside)
+//! ```
+//!
+//! Images are processed in chunks of `nb` consecutive images. For a chunk, `im2col` lays the
+//! receptive fields out as `cols [K, nb·Ho·Wo]`, `K = C·Kh·Kw`, and the chunk's output is one
+//! product `Y = W · cols` with `W` the weight seen as `[O, K]`. The backward pass is
+//!
+//! ```text
+//! ∂W = Σ_chunks ∂Y · colsᵀ          [O, K]
+//! ∂b = Σ_chunks Σ_columns ∂Y        [O]
+//! ∂x = col2im(Wᵀ · ∂Y)              scatter-add of [K, nb·Ho·Wo] back onto [nb, C, H, W]
+//! ```
+//!
+//! Chunks run in parallel on rayon's current pool. The chunk size depends only on the shapes,
+//! each chunk's partial `∂W` and `∂b` are computed single-threaded, and the partials are summed
+//! in chunk order: gradients are bit-identical whatever the number of threads. `∂x` is only
+//! computed when the input takes part in the gradient (`Tensor::track_op`), so the first layer
+//! of a network never pays for it.
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::cpu::{cpu_f32, with_f32};
+use super::gemm::{matmul, MatRef};
+
+/// The columns a chunk aims at: enough to keep the GEMM efficient for small images.
+const TARGET_COLUMNS: usize = 512;
+/// A chunk holds at most `B / MIN_CHUNKS` images (rounded up), so that a batch splits
+/// into at least this many tasks for the pool.
+const MIN_CHUNKS: usize = 8;
+
+/// Shapes of one convolution.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Geom {
+    b: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    pad: usize,
+    ho: usize,
+    wo: usize,
+}
+
+impl Geom {
+    pub(crate) fn new(x: &Shape, w: &Shape, pad: usize) -> Result<Self> {
+        let (b, c, h, wd) = x.dims4()?;
+        let (o, c2, kh, kw) = w.dims4()?;
+        if c != c2 {
+            bail!("conv2d: input has {c} channels, weight expects {c2}")
+        }
+        if c == 0 || h == 0 || wd == 0 {
+            bail!("conv2d: empty input image {c}x{h}x{wd}")
+        }
+        if kh == 0 || kw == 0 || kh > h + 2 * pad || kw > wd + 2 * pad {
+            bail!("conv2d: kernel {kh}x{kw} does not fit input {h}x{wd} with padding {pad}")
+        }
+        Ok(Self {
+            b,
+            c,
+            h,
+            w: wd,
+            o,
+            kh,
+            kw,
+            pad,
+            ho: h + 2 * pad - kh + 1,
+            wo: wd + 2 * pad - kw + 1,
+        })
+    }
+
+    /// Rows of the im2col matrix, `C·Kh·Kw`.
+    fn k(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    /// Output pixels per image and channel.
+    fn p(&self) -> usize {
+        self.ho * self.wo
+    }
+
+    fn in_image(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    fn out_image(&self) -> usize {
+        self.o * self.p()
+    }
+
+    /// Images per chunk: a function of the shapes only (never of the thread count).
+    fn chunk(&self) -> usize {
+        let by_columns = TARGET_COLUMNS.div_ceil(self.p().max(1));
+        let by_batch = self.b.div_ceil(MIN_CHUNKS).max(1);
+        by_columns.clamp(1, by_batch)
+    }
+
+    fn out_shape(&self) -> Shape {
+        Shape::from((self.b, self.o, self.ho, self.wo))
+    }
+
+    /// The output columns `[lo, hi)` whose input column `j + v − p` lies inside `[0, W)`.
+    fn valid_cols(&self, v: usize) -> (usize, usize) {
+        let lo = self.pad.saturating_sub(v).min(self.wo);
+        let hi = (self.w + self.pad).saturating_sub(v).min(self.wo).max(lo);
+        (lo, hi)
+    }
+
+    /// The input row read by output row `i` and kernel row `u`, if inside the image.
+    fn in_row(&self, i: usize, u: usize) -> Option<usize> {
+        (i + u).checked_sub(self.pad).filter(|&r| r < self.h)
+    }
+
+    /// Lays the receptive fields of `nb` images `x [nb, C, H, W]` out as `cols [K, nb·P]`.
+    fn im2col(&self, x: &[f32], nb: usize, cols: &mut [f32]) {
+        let (p, n) = (self.p(), nb * self.p());
+        let plane = self.h * self.w;
+        for (row_idx, row) in cols.chunks_exact_mut(n).enumerate().take(self.k()) {
+            let (c, u, v) = (
+                row_idx / (self.kh * self.kw),
+                (row_idx / self.kw) % self.kh,
+                row_idx % self.kw,
+            );
+            let (lo, hi) = self.valid_cols(v);
+            for bi in 0..nb {
+                let src = &x[(bi * self.c + c) * plane..][..plane];
+                for i in 0..self.ho {
+                    let dst = &mut row[bi * p + i * self.wo..][..self.wo];
+                    match self.in_row(i, u) {
+                        None => dst.fill(0.0),
+                        Some(r) => {
+                            dst[..lo].fill(0.0);
+                            dst[hi..].fill(0.0);
+                            let start = r * self.w + lo + v - self.pad;
+                            dst[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds `dcols [K, nb·P]` back onto `dx [nb, C, H, W]` (the adjoint of [`Self::im2col`]).
+    fn col2im(&self, dcols: &[f32], nb: usize, dx: &mut [f32]) {
+        let (p, n) = (self.p(), nb * self.p());
+        let plane = self.h * self.w;
+        for (row_idx, row) in dcols.chunks_exact(n).enumerate().take(self.k()) {
+            let (c, u, v) = (
+                row_idx / (self.kh * self.kw),
+                (row_idx / self.kw) % self.kh,
+                row_idx % self.kw,
+            );
+            let (lo, hi) = self.valid_cols(v);
+            for bi in 0..nb {
+                let dst = &mut dx[(bi * self.c + c) * plane..][..plane];
+                for i in 0..self.ho {
+                    if let Some(r) = self.in_row(i, u) {
+                        let src = &row[bi * p + i * self.wo..][lo..hi];
+                        let start = r * self.w + lo + v - self.pad;
+                        for (d, s) in dst[start..start + (hi - lo)].iter_mut().zip(src) {
+                            *d += s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Forward convolution of `x [B, C, H, W]` with `w [O, C, Kh, Kw]` and optional bias `[O]`.
+pub(crate) fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Result<Vec<f32>> {
+    let (k, p, o) = (g.k(), g.p(), g.o);
+    let nb = g.chunk();
+    let mut out = vec![0f32; g.b * g.out_image()];
+    if out.is_empty() {
+        return Ok(out);
+    }
+    out.par_chunks_mut(nb * g.out_image())
+        .zip(x.par_chunks(nb * g.in_image()))
+        .try_for_each(|(y, x)| -> Result<()> {
+            let nbi = y.len() / g.out_image();
+            let n = nbi * p;
+            let mut cols = vec![0f32; k * n];
+            g.im2col(x, nbi, &mut cols);
+            let direct = nbi == 1;
+            let mut tmp = if direct {
+                Vec::new()
+            } else {
+                vec![0f32; o * n]
+            };
+            let dst: &mut [f32] = if direct { y } else { &mut tmp };
+            if let Some(bias) = bias {
+                for (row, &bv) in dst.chunks_exact_mut(n).zip(bias) {
+                    row.fill(bv);
+                }
+            }
+            matmul(
+                (o, n, k),
+                dst,
+                n,
+                bias.is_some(),
+                MatRef::rows(w, k),
+                MatRef::rows(&cols, n),
+            )?;
+            if !direct {
+                // [O, nb·P] → [nb, O, P]
+                for (bi, img) in y.chunks_exact_mut(o * p).enumerate() {
+                    for (oc, dst_row) in img.chunks_exact_mut(p).enumerate() {
+                        dst_row.copy_from_slice(&tmp[oc * n + bi * p..][..p]);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    Ok(out)
+}
+
+/// Gradients of a convolution; each is computed only when asked for.
+pub(crate) struct Grads {
+    pub dx: Option<Vec<f32>>,
+    pub dw: Option<Vec<f32>>,
+    pub db: Option<Vec<f32>>,
+}
+
+/// Backward convolution: `dy [B, O, Ho, Wo]` → `∂x`, `∂w`, `∂b` as requested.
+pub(crate) fn backward(
+    g: &Geom,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    (need_dx, need_dw, need_db): (bool, bool, bool),
+) -> Result<Grads> {
+    let (k, p, o) = (g.k(), g.p(), g.o);
+    let nb = g.chunk();
+    let n_chunks = g.b.div_ceil(nb);
+    let mut dx = if need_dx {
+        vec![0f32; g.b * g.in_image()]
+    } else {
+        Vec::new()
+    };
+    let dx_chunks: Vec<Option<&mut [f32]>> = if need_dx && !dx.is_empty() {
+        dx.chunks_mut(nb * g.in_image()).map(Some).collect()
+    } else {
+        (0..n_chunks).map(|_| None).collect()
+    };
+    type Partial = (Option<Vec<f32>>, Option<Vec<f32>>);
+    let partials: Vec<Partial> = dx_chunks
+        .into_par_iter()
+        .enumerate()
+        .map(|(ci, dx)| -> Result<Partial> {
+            let b0 = ci * nb;
+            let nbi = nb.min(g.b - b0);
+            let n = nbi * p;
+            let dy_img = &dy[b0 * g.out_image()..][..nbi * g.out_image()];
+            // ∂Y of the chunk as [O, nb·P]
+            let gathered;
+            let dyc: &[f32] = if nbi == 1 {
+                dy_img
+            } else {
+                let mut t = vec![0f32; o * n];
+                for (bi, img) in dy_img.chunks_exact(o * p).enumerate() {
+                    for (oc, src) in img.chunks_exact(p).enumerate() {
+                        t[oc * n + bi * p..][..p].copy_from_slice(src);
+                    }
+                }
+                gathered = t;
+                &gathered
+            };
+            let db = need_db.then(|| dyc.chunks_exact(n).map(|r| r.iter().sum()).collect());
+            let dw = if need_dw {
+                let mut cols = vec![0f32; k * n];
+                g.im2col(&x[b0 * g.in_image()..], nbi, &mut cols);
+                let mut dw = vec![0f32; o * k];
+                matmul(
+                    (o, k, n),
+                    &mut dw,
+                    k,
+                    false,
+                    MatRef::rows(dyc, n),
+                    MatRef::rows_t(&cols, n),
+                )?;
+                Some(dw)
+            } else {
+                None
+            };
+            if let Some(dx) = dx {
+                let mut dcols = vec![0f32; k * n];
+                matmul(
+                    (k, n, o),
+                    &mut dcols,
+                    n,
+                    false,
+                    MatRef::rows_t(w, k),
+                    MatRef::rows(dyc, n),
+                )?;
+                g.col2im(&dcols, nbi, dx);
+            }
+            Ok((dw, db))
+        })
+        .collect::<Result<_>>()?;
+    let sum_in_order = |pick: fn(&Partial) -> Option<&Vec<f32>>, len: usize| {
+        let mut acc = vec![0f32; len];
+        for part in partials.iter().filter_map(pick) {
+            for (a, v) in acc.iter_mut().zip(part) {
+                *a += v;
+            }
+        }
+        acc
+    };
+    Ok(Grads {
+        dx: need_dx.then_some(dx),
+        dw: need_dw.then(|| sum_in_order(|p| p.0.as_ref(), o * k)),
+        db: need_db.then(|| sum_in_order(|p| p.1.as_ref(), o)),
+    })
+}
+
+/// candle op: `conv2d(x, w)` (two arguments) or `conv2d(x, w) + b` (three arguments).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Conv2dOp {
+    pub padding: usize,
+}
+
+impl Conv2dOp {
+    fn run(
+        &self,
+        (s1, l1): (&CpuStorage, &Layout),
+        (s2, l2): (&CpuStorage, &Layout),
+        bias: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = Geom::new(l1.shape(), l2.shape(), self.padding)?;
+        let x = cpu_f32(s1, l1)?;
+        let w = cpu_f32(s2, l2)?;
+        let b = match bias {
+            Some((s, l)) => {
+                if l.shape().dims() != [g.o] {
+                    bail!("conv2d: bias shape {:?}, expected [{}]", l.shape(), g.o)
+                }
+                Some(cpu_f32(s, l)?)
+            }
+            None => None,
+        };
+        let y = forward(&g, x, w, b)?;
+        Ok((CpuStorage::F32(y), g.out_shape()))
+    }
+
+    fn grads(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = Geom::new(x.shape(), w.shape(), self.padding)?;
+        let need = (x.track_op(), w.track_op(), b.is_some_and(|b| b.track_op()));
+        let grads = with_f32(x, |xs| {
+            with_f32(w, |ws| with_f32(dy, |dys| backward(&g, xs, ws, dys, need)))
+        })?;
+        let dev = x.device();
+        let dx = grads
+            .dx
+            .map(|v| Tensor::from_vec(v, x.shape(), dev))
+            .transpose()?;
+        let dw = grads
+            .dw
+            .map(|v| Tensor::from_vec(v, w.shape(), dev))
+            .transpose()?;
+        let db = grads
+            .db
+            .map(|v| Tensor::from_vec(v, g.o, dev))
+            .transpose()?;
+        Ok((dx, dw, db))
+    }
+}
+
+impl CustomOp2 for Conv2dOp {
+    fn name(&self) -> &'static str {
+        "tandem-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.run((s1, l1), (s2, l2), None)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = self.grads(x, w, None, dy)?;
+        Ok((dx, dw))
+    }
+}
+
+impl CustomOp3 for Conv2dOp {
+    fn name(&self) -> &'static str {
+        "tandem-conv2d-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.run((s1, l1), (s2, l2), Some((s3, l3)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        self.grads(x, w, Some(b), dy)
+    }
+}
