@@ -380,3 +380,44 @@ fn add(map: &mut TaskMap<(f64, f64)>, name: &str, v: (f64, f64)) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SgdConfig;
+
+    #[test]
+    fn config_round_trips_and_names_bad_keys() -> std::result::Result<(), serde_json::Error> {
+        let cfg = TrainConfig {
+            optimizer: OptimizerConfig::Sgd(SgdConfig {
+                nesterov: true,
+                ..Default::default()
+            }),
+            schedule: LrSchedule::Step {
+                every_epochs: 10,
+                gamma: 0.5,
+                warmup_epochs: 1.0,
+            },
+            ..Default::default()
+        };
+        let back: TrainConfig = serde_json::from_str(&serde_json::to_string(&cfg)?)?;
+        assert_eq!(back, cfg);
+        let parsed: TrainConfig = serde_json::from_str(
+            r#"{"epochs": 3, "optimizer": {"kind": "sgd", "lr": 0.1}, "schedule": {"kind": "warmup", "warmup_epochs": 2}}"#,
+        )?;
+        assert_eq!(parsed.optimizer.lr(), 0.1);
+        assert!(serde_json::from_str::<TrainConfig>(r#"{"epoch": 3}"#).is_err());
+        let bad = TrainConfig {
+            optimizer: OptimizerConfig::Sgd(SgdConfig {
+                momentum: 0.0,
+                nesterov: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(
+            matches!(bad.validate(), Err(TrainError::Config { field, .. }) if field == "optimizer.nesterov")
+        );
+        Ok(())
+    }
+}

@@ -9,8 +9,8 @@
 //! ```
 //! so `s_t` settles where `c_t e^{−s_t} L_t = ½`: a task with a large loss gets a small weight.
 //! The `s_t` are ordinary variables of the model's `VarMap` (`weighting.s.<task>`, shape `[1]`),
-//! optimised and checkpointed with the network. The reported weight of a task is its
-//! multiplier `c_t e^{−s_t}`.
+//! optimised and checkpointed with the network (note that the optimizer's weight decay, if any,
+//! also pulls them towards 0). The reported weight of a task is its multiplier `c_t e^{−s_t}`.
 use super::{StepContext, Update, Weighting};
 use candle_core::Tensor;
 use candle_nn::init::Init;
