@@ -179,7 +179,46 @@ mod tests {
         assert_eq!(a, b);
     }
 
+    /// The shared gradient PCGrad returns for `L_a = θ·a`, `L_b = θ·b`.
+    fn through_the_weighting(a: &[f32], b: &[f32], seed: u64) -> candle_core::Result<Vec<f32>> {
+        let dev = Device::Cpu;
+        let theta = Var::zeros(a.len(), candle_core::DType::F32, &dev)?;
+        let t = theta.as_tensor();
+        let la = (t * Tensor::new(a, &dev)?)?.sum_all()?;
+        let lb = (t * Tensor::new(b, &dev)?)?.sum_all()?;
+        let vars = vec![("theta".to_string(), theta.clone())];
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut ctx = StepContext {
+            trainable: &vars,
+            shared: &vars,
+            last_shared: &[],
+            penalty: None,
+            rng: &mut rng,
+            epoch: 0,
+            step: 0,
+        };
+        let u = PcGrad::new().backward(&TaskMap::new().with("a", la).with("b", lb), &mut ctx)?;
+        u.grads.get(t).map_or(Ok(vec![]), |g| g.to_vec1::<f32>())
+    }
+
     proptest! {
+        /// The same bound on the weighting's own (f32) output.
+        #[test]
+        fn two_task_update_never_conflicts(
+            a in proptest::collection::vec(-10.0f32..10.0, 1..6),
+            bs in proptest::collection::vec(-10.0f32..10.0, 6),
+            seed in 0u64..1000,
+        ) {
+            let b = &bs[..a.len()];
+            let g: Vec<f64> = through_the_weighting(&a, b, seed).unwrap().into_iter().map(f64::from).collect();
+            let n = dot(&g, &g).sqrt();
+            for gi in [&a[..], b] {
+                let gi: Vec<f64> = gi.iter().map(|&v| f64::from(v)).collect();
+                let ni = dot(&gi, &gi).sqrt();
+                prop_assert!(dot(&g, &gi) >= -1e-5 * n * ni, "{g:?} vs {gi:?}");
+            }
+        }
+
         /// With two tasks the PCGrad sum never conflicts with either task's gradient:
         /// `g · g_i ≥ −1e-5 ‖g‖ ‖g_i‖`.
         #[test]

@@ -69,6 +69,11 @@ pub(crate) fn combine(
     vars: &[(String, Var)],
     penalty: Option<GradStore>,
 ) -> Result<GradStore> {
+    if vars.is_empty() {
+        candle_core::bail!(
+            "StepContext::trainable is empty: no variable to assemble gradients for"
+        );
+    }
     let mut sums = Vec::with_capacity(vars.len());
     for (_, var) in vars {
         let mut acc: Option<Tensor> = None;
