@@ -15,7 +15,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use std::sync::Arc;
-use tandem_tensor::{hash_seed, TaskMap, Target};
+use tandem_tensor::{hash_seed, Target, TaskMap};
 
 /// A per-sample transformation, e.g. augmentation or cropping. Must be a pure function of its
 /// arguments (all randomness from `rng`).
@@ -220,7 +220,13 @@ fn stack_task(samples: &[Sample], task: &str, device: &Device) -> Result<Target>
     });
     let mask: Vec<f32> = labels
         .iter()
-        .map(|l| if matches!(l, Label::Missing) { 0.0 } else { 1.0 })
+        .map(|l| {
+            if matches!(l, Label::Missing) {
+                0.0
+            } else {
+                1.0
+            }
+        })
         .collect();
     let values = match dim {
         Some(Some(d)) => {
@@ -228,7 +234,7 @@ fn stack_task(samples: &[Sample], task: &str, device: &Device) -> Result<Target>
             for (i, l) in labels.iter().enumerate() {
                 match l {
                     Label::Points(p) if p.len() == d => v.extend_from_slice(p),
-                    Label::Missing => v.extend(std::iter::repeat_n(0.0, d)),
+                    Label::Missing => v.resize(v.len() + d, 0.0),
                     _ => {
                         return Err(DataError::Invalid(format!(
                             "sample {i}: label {task} does not match the batch's {d} values"
@@ -276,7 +282,14 @@ mod tests {
             image.pixels[0] = i as f32;
             let labels = TaskMap::new()
                 .with("pts", Label::Points(vec![i as f32, 0.5]))
-                .with("cls", if i % 3 == 0 { Label::Missing } else { Label::Class(i as u32 % 2) });
+                .with(
+                    "cls",
+                    if i % 3 == 0 {
+                        Label::Missing
+                    } else {
+                        Label::Class(i as u32 % 2)
+                    },
+                );
             Ok(Sample { image, labels })
         }
     }
@@ -300,9 +313,18 @@ mod tests {
         assert_eq!(batches.len(), 2);
         let first = &batches[0];
         assert_eq!(first.input.dims(), &[4, 1, 2, 2]);
-        assert_eq!(first.targets["pts"].values.to_vec2::<f32>()?[3], vec![3.0, 0.5]);
-        assert_eq!(first.targets["cls"].values.to_vec1::<u32>()?, vec![0, 1, 0, 0]);
-        let mask = first.targets["cls"].mask.as_ref().map(|m| m.to_vec1::<f32>());
+        assert_eq!(
+            first.targets["pts"].values.to_vec2::<f32>()?[3],
+            vec![3.0, 0.5]
+        );
+        assert_eq!(
+            first.targets["cls"].values.to_vec1::<u32>()?,
+            vec![0, 1, 0, 0]
+        );
+        let mask = first.targets["cls"]
+            .mask
+            .as_ref()
+            .map(|m| m.to_vec1::<f32>());
         assert_eq!(mask.transpose()?, Some(vec![0.0, 1.0, 1.0, 0.0]));
         assert_eq!(batches[1].indices, vec![4, 5]);
         Ok(())
