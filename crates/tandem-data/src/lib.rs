@@ -7,6 +7,9 @@
 //! - [`Batcher`]: seeded shuffling, per-sample [`Transform`]s (augmentation) and stacking into a
 //!   [`Batch`] `{ input: [B, 1, H, W], targets: TaskMap<Target> }`.
 //!
+//! - [`mtfl`]: the real MTFL data set ([`mtfl::Mtfl::open`]): annotation parser, image decoding
+//!   with limits, crop policies, augmentation and a preprocessing cache.
+//!
 //! Randomness is derived from `(seed, epoch, index)` ([`sample_rng`]), never from a shared
 //! stream, so a batch can be rebuilt exactly after a restart and does not depend on threads.
 //!
@@ -17,6 +20,7 @@
 mod batch;
 mod dataset;
 mod error;
+pub mod mtfl;
 mod sample;
 
 pub use batch::{sample_rng, Batch, Batcher, Transform};

@@ -1,0 +1,2 @@
+//! Benchmarks of loading MTFL.
+fn main() {}
