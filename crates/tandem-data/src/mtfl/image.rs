@@ -67,6 +67,18 @@ pub fn decode_gray(bytes: &[u8], limits: &DecodeLimits) -> std::result::Result<G
         Some(other) => return Err(format!("is {other:?}, not a JPEG or PNG image")),
         None => return Err("is not a JPEG or PNG image".into()),
     }
+    if let Ok((w, h)) = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(image::ImageError::IoError)
+        .and_then(|r| r.into_dimensions())
+    {
+        if w > limits.max_width || h > limits.max_height {
+            return Err(format!(
+                "claims {w}x{h} pixels, more than the limit of {}x{}",
+                limits.max_width, limits.max_height
+            ));
+        }
+    }
     let mut l = image::Limits::default();
     l.max_image_width = Some(limits.max_width);
     l.max_image_height = Some(limits.max_height);
