@@ -25,7 +25,7 @@
 //! sha256 of everything before [32]
 //! ```
 //!
-//! The key is the SHA-256 of a format tag, the annotation file's bytes, the [`Prep`] options,
+//! The key is the SHA-256 of a format tag, the preprocessing code's version ([`PREP_VERSION`]), the annotation file's bytes, the [`Prep`] options,
 //! and every image's path, size and modification time. A file whose checksum, magic, key or
 //! length does not match is reported ([`CacheStatus`]) and rebuilt, never trusted. Writing goes
 //! to a temporary file that is renamed into place, so a crash leaves no half-written cache.
@@ -39,6 +39,9 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"TMTFLC01";
 const FACE_BYTES: usize = 8 + 10 * 4 + 4 * 4;
+/// Version of the preprocessing (decoding, cropping, resampling) code; part of the cache key, so
+/// a change to how faces are prepared invalidates old caches. Bump it with any such change.
+pub const PREP_VERSION: u32 = 2;
 
 /// How each face is prepared for the table.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -162,6 +165,7 @@ pub fn cache_key(
 ) -> Result<[u8; 32]> {
     let mut h = Sha256::new();
     h.update(MAGIC);
+    h.update(PREP_VERSION.to_le_bytes());
     h.update((annotation_bytes.len() as u64).to_le_bytes());
     h.update(annotation_bytes);
     h.update(prep.describe().as_bytes());
