@@ -20,12 +20,16 @@
 pub mod augment;
 pub mod cache;
 pub mod crop;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod image;
 pub mod parse;
 
 pub use augment::{mirror, Augment, FaceTransform};
 pub use cache::{CacheDir, CacheStatus, FaceTable, Prep};
 pub use crop::{CropPolicy, Frame, Jitter, DEFAULT_BOX_SCALE};
+#[cfg(feature = "hub")]
+pub use hub::{DataSource, HubOptions};
 pub use image::DecodeLimits;
 pub use parse::{Attribute, ParseOptions, Record};
 
@@ -210,6 +214,17 @@ impl Mtfl {
             train,
             test,
         })
+    }
+
+    #[cfg(feature = "hub")]
+    /// Opens the folder of `source`, fetching and unpacking a hub archive first if needed
+    /// ([`DataSource::resolve`]).
+    pub fn open_source(
+        source: &DataSource,
+        hub: &HubOptions,
+        options: MtflOptions,
+    ) -> Result<Self> {
+        Self::open(source.resolve(hub)?, options)
     }
 
     /// The data folder.
