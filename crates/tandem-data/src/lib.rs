@@ -26,4 +26,5 @@ mod sample;
 pub use batch::{sample_rng, Batch, Batcher, Transform};
 pub use dataset::{Dataset, Subset};
 pub use error::{DataError, Result};
+pub use mtfl::{Mtfl, MtflOptions};
 pub use sample::{GrayImage, Label, Sample};
