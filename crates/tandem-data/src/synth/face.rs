@@ -279,6 +279,7 @@ impl FaceParams {
     }
 
     /// Maps a pixel position back to the face frame (after yaw).
+    #[cfg(test)]
     pub(crate) fn to_face(&self, p: Pt) -> [f32; 2] {
         let d = [
             (p[0] - self.center[0]) / self.iod,
@@ -317,4 +318,44 @@ pub(crate) fn project(yaw: f32, p: [f32; 3]) -> [f32; 2] {
 /// Rotates `v` by the angle with cosine `cs` and sine `sn`.
 pub(crate) fn rotate(cs: f32, sn: f32, v: [f32; 2]) -> [f32; 2] {
     [cs * v[0] - sn * v[1], sn * v[0] + cs * v[1]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn frame_maps_round_trip_and_landmarks_project() {
+        let cfg = SynthConfig::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for pose in 0..5 {
+            let a = Attributes {
+                pose,
+                ..Attributes::NEUTRAL
+            };
+            let f = FaceParams::sample(&cfg, a, &mut rng);
+            for (k, p) in f.model.landmarks3().iter().enumerate() {
+                let img = f.project(*p);
+                assert!((img[0] - f.landmarks[k][0]).abs() < 1e-3);
+                assert!((img[1] - f.landmarks[k][1]).abs() < 1e-3);
+                let back = f.to_face(img);
+                let uv = project(f.yaw, *p);
+                assert!((back[0] - uv[0]).abs() < 1e-4 && (back[1] - uv[1]).abs() < 1e-4);
+            }
+        }
+        assert_eq!(project(0.0, [0.3, 0.7, 0.5]), [0.3, 0.7]);
+    }
+
+    #[test]
+    fn pose_prior_with_one_class_always_gives_it() {
+        let cfg = SynthConfig {
+            pose_probs: [0.0, 0.0, 0.0, 1.0, 0.0],
+            ..Default::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        for _ in 0..200 {
+            assert_eq!(Attributes::sample(&cfg, &mut rng).pose, 3);
+        }
+    }
 }

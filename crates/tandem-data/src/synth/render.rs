@@ -167,8 +167,24 @@ pub(crate) fn render(
     // Background texture and clutter.
     let [amp, freq, ang, phase] = scene.texture;
     if amp > 0.0 {
-        let (ca, sa) = (ang.cos(), ang.sin());
-        c.map(|x, y, v| v + amp * (2.0 * PI * freq * (x * ca + y * sa) / n + phase).sin());
+        // sin(αx + βy + φ) = sin(αx)·cos(βy + φ) + cos(αx)·sin(βy + φ), tabulated per
+        // column and per row.
+        let (ca, sa) = (
+            2.0 * PI * freq * ang.cos() / n,
+            2.0 * PI * freq * ang.sin() / n,
+        );
+        let cols: Vec<(f32, f32)> = (0..size)
+            .map(|x| (ca * (x as f32 + 0.5)).sin_cos())
+            .collect();
+        let rows: Vec<(f32, f32)> = (0..size)
+            .map(|y| (sa * (y as f32 + 0.5) + phase).sin_cos())
+            .collect();
+        for (y, row) in c.px.chunks_mut(size).enumerate() {
+            let (ry, cy) = rows[y];
+            for (v, (cx_s, cx_c)) in row.iter_mut().zip(&cols) {
+                *v += amp * (cx_s * cy + cx_c * ry);
+            }
+        }
     }
     draw_clutter(cfg, &mut c, scene_rng, f.iod);
 
@@ -215,8 +231,10 @@ pub(crate) fn render(
     let side = sy.signum();
     let shade = 0.45 * sy.abs();
     let skin = lk.skin;
+    let (rc, rs) = (f.roll.cos(), f.roll.sin());
     c.draw_with(&skin_shape, 1.0, soft, |x, y, _| {
-        let u = f.to_face([x, y])[0];
+        // Face-frame u of the pixel (the inverse of `FaceParams::to_image`).
+        let u = f.anchor[0] + (rc * (x - f.center[0]) + rs * (y - f.center[1])) / f.iod;
         let t = (side * (u - uc) / hw).max(0.0);
         skin * (1.0 - shade * t * t)
     });
