@@ -26,11 +26,11 @@ pub(crate) const EYE_Z: f32 = -0.1;
 /// profile). Negative yaw turns the nose towards smaller image `x`. The gaps between the
 /// ranges keep the classes unambiguous.
 pub const POSE_YAW_DEG: [(f32, f32); 5] = [
-    (-60.0, -40.0),
+    (-50.0, -36.0),
     (-32.0, -15.0),
     (-8.0, 8.0),
     (15.0, 32.0),
-    (40.0, 60.0),
+    (36.0, 50.0),
 ];
 
 /// The four labelled attributes, as 0-based MTFL classes.
