@@ -52,6 +52,53 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             g[1] += (my - ey) / iod;
         }
     }
+    // Baselines that do not look at the image: the mean landmarks of the first half
+    // predicted for the second half, overall and per (pose, smile, gender) cell.
+    let half = count / 2;
+    let mut all = vec![0.0f64; 10];
+    let mut cells = vec![(0.0f64, vec![0.0f64; 10]); 20];
+    let cell = |a: tandem_data::Attributes| (a.pose * 4 + a.smile * 2 + a.gender) as usize;
+    let mut params = Vec::with_capacity(count);
+    for i in 0..count {
+        params.push(faces.params(i)?);
+    }
+    for p in &params[..half] {
+        let v = p.normalized_landmarks(faces.config().size);
+        let c = &mut cells[cell(p.attributes)];
+        c.0 += 1.0;
+        for k in 0..10 {
+            all[k] += f64::from(v[k]) / half.max(1) as f64;
+            c.1[k] += f64::from(v[k]);
+        }
+    }
+    let nme = |pred: &dyn Fn(&tandem_data::FaceParams) -> Vec<f64>| -> f64 {
+        let mut total = 0.0;
+        for p in &params[half..] {
+            let v = p.normalized_landmarks(faces.config().size);
+            let q = pred(p);
+            let n = f64::from(faces.config().size as u32);
+            let iod = f64::from(p.landmark_iod()) / n;
+            let mut e = 0.0;
+            for k in 0..5 {
+                e += ((f64::from(v[k]) - q[k]).powi(2) + (f64::from(v[5 + k]) - q[5 + k]).powi(2))
+                    .sqrt();
+            }
+            total += e / 5.0 / iod;
+        }
+        100.0 * total / (count - half).max(1) as f64
+    };
+    let mean_nme = nme(&|_| all.clone());
+    let cell_nme = nme(&|p| {
+        let c = &cells[cell(p.attributes)];
+        if c.0 > 0.0 {
+            c.1.iter().map(|x| x / c.0).collect()
+        } else {
+            all.clone()
+        }
+    });
+    println!(
+        "NME of the mean shape: {mean_nme:.1}%; of the mean shape per (pose, smile, gender): {cell_nme:.1}%"
+    );
     println!("pose  n      nose_dx  mouth_dx  mouth_dy  iod_px");
     for (k, r) in pose.iter().enumerate() {
         let n = r[0].max(1.0);

@@ -272,12 +272,12 @@ proptest! {
     #[test]
     fn landmarks_always_inside_the_image(
         seed in any::<u64>(),
-        index in 0usize..1_000_000,
+        index in 0usize..usize::MAX,
         size in 8usize..96,
         difficulty in 0.0f32..4.0,
         scale in 0.05f32..0.5,
     ) {
-        let cfg = SynthConfig { size, len: 1_000_000, difficulty, scale, ..Default::default() };
+        let cfg = SynthConfig { size, len: usize::MAX, difficulty, scale, ..Default::default() };
         let faces = SynthFaces::new(cfg, seed);
         let (s, p) = faces.face(index).unwrap();
         let Label::Points(pts) = &s.labels["landmarks"] else { panic!("not points") };
