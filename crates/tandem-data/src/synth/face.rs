@@ -20,6 +20,8 @@ use rand_distr::StandardNormal;
 
 /// Radius of the yaw pivot behind the eyes, in IOD.
 pub(crate) const HEAD_RADIUS: f32 = 1.0;
+/// Cap of the effective relative scale jitter `scale_jitter · difficulty`.
+pub(crate) const MAX_SCALE_JITTER: f32 = 0.75;
 /// Depth of the eyes relative to the eye plane, in IOD.
 pub(crate) const EYE_Z: f32 = -0.1;
 /// Yaw range in degrees of each pose class (left profile, left, frontal, right, right
@@ -238,7 +240,8 @@ impl FaceParams {
         // cannot fit, then keep the centre in the interval where every landmark fits.
         let margin = (0.05 * size).max(1.0);
         let room = size - 2.0 * margin;
-        let mut iod = size * cfg.scale * (1.0 + cfg.scale_jitter * d * scale_u);
+        let jitter = (cfg.scale_jitter * d).min(MAX_SCALE_JITTER);
+        let mut iod = size * cfg.scale * (1.0 + jitter * scale_u);
         for k in 0..2 {
             iod = iod.min(room / (mx[k] - mn[k]).max(1e-3));
         }

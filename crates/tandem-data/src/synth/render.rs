@@ -12,6 +12,9 @@ use std::f32::consts::PI;
 /// Cheek roundness: how far the turned-side outline bulges past `A·cos θ`, in IOD.
 const CHEEK: f32 = 0.6;
 
+/// Cap of the number of clutter shapes.
+const MAX_CLUTTER: f32 = 64.0;
+
 /// Per-face tones and styles (the appearance stream). Drawn in a fixed order, whatever the
 /// attributes, so changing an attribute leaves the other draws alone.
 struct Look {
@@ -483,7 +486,9 @@ fn outline(f: &FaceParams, sy: f32, cy: f32) -> (f32, f32) {
 /// Random shapes behind the face: ellipses, bars, rings and eye-like pairs of dots.
 fn draw_clutter(cfg: &SynthConfig, c: &mut Canvas, rng: &mut ChaCha8Rng, iod: f32) {
     let n = cfg.size as f32;
-    let max_shapes = (8.0 * cfg.clutter * cfg.difficulty).round() as usize;
+    let max_shapes = (8.0 * cfg.clutter * cfg.difficulty)
+        .round()
+        .min(MAX_CLUTTER) as usize;
     let count = rng.random_range(0..=max_shapes);
     for _ in 0..count {
         let kind = rng.random_range(0u32..4);
