@@ -39,7 +39,8 @@ impl Conv2d {
             lo: -bound,
             up: bound,
         };
-        let weight = vb.get_with_hints((out_channels, in_channels, kernel, kernel), "weight", init)?;
+        let weight =
+            vb.get_with_hints((out_channels, in_channels, kernel, kernel), "weight", init)?;
         let bias = vb.get_with_hints(out_channels, "bias", init)?;
         Ok(Self {
             weight,

@@ -269,9 +269,15 @@ mod tests {
         assert_eq!(names[0], "trunk.conv1.bias");
         assert_eq!(t.stage_prefixes(4), ["trunk.fc"]);
         let n: usize = (0..5)
-            .map(|k| t.stage_parameters(k).map(|p| p.iter().map(|t| t.elem_count()).sum::<usize>()))
+            .map(|k| {
+                t.stage_parameters(k)
+                    .map(|p| p.iter().map(|t| t.elem_count()).sum::<usize>())
+            })
             .sum::<candle_core::Result<usize>>()?;
-        let stored: usize = tandem_tensor::sorted_vars(&vars).iter().map(|(_, v)| v.elem_count()).sum();
+        let stored: usize = tandem_tensor::sorted_vars(&vars)
+            .iter()
+            .map(|(_, v)| v.elem_count())
+            .sum();
         assert_eq!(n, stored);
         assert!(t.stage_parameters(5).is_err());
         Ok(())

@@ -54,9 +54,10 @@ pub fn train(
     let vars = VarMap::new();
     let vb = tandem_tensor::seeded_var_builder(&vars, cfg.train.seed, DType::F32, device);
     let net = cfg.sharing.build(&cfg.model, &tasks, vb.clone())?;
-    let weighting = cfg.weighting.build(&tasks)?;
+    let weighting = cfg.weighting.build(&tasks, vb)?;
     let mut trainer = Trainer::new(cfg.train.clone())
         .weighting_boxed(weighting)
+        .stopper(cfg.stopper.clone())
         .device(device.clone())
         .on_epoch(on_epoch);
     if let Some(t) = &data.transform {
