@@ -1,11 +1,12 @@
 //! Writes a grid of SynthFaces to a PNG file, to look at them.
 //!
 //! ```text
-//! cargo run -p tandem-data --release --example synth_grid -- [out.png] [size] [difficulty] [seed] [cols] [rows] [marks] [zoom]
+//! cargo run -p tandem-data --release --example synth_grid -- [out.png] [size] [difficulty] [seed] [cols] [rows] [marks] [zoom] [grid|sweep]
 //! ```
 //!
 //! Defaults: `synth_grid.png 40 1.0 7 10 6 1 1`; `zoom` enlarges the picture by pixel
-//! replication. With `marks = 1` the landmarks are drawn as
+//! replication. `sweep` shows one face per row: poses 0..4 with the face's other attributes,
+//! then the face with smile, glasses and gender flipped (everything else unchanged). With `marks = 1` the landmarks are drawn as
 //! coloured dots (eyes red, nose green, mouth blue), and a strip under each face shows its
 //! attributes: four cells for gender (white = female), smile (white = smiling), glasses
 //! (white = wearing) and pose (grey level = class / 4).
@@ -23,6 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rows: usize = arg(5, "6").parse()?;
     let marks = arg(6, "1") == "1";
     let zoom: usize = arg(7, "1").parse::<usize>()?.max(1);
+    let sweep = arg(8, "grid") == "sweep";
+    let cols = if sweep { 8 } else { cols };
     let cfg = SynthConfig {
         size,
         len: cols * rows,
@@ -36,7 +39,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (w, h) = (cols * cw + gap, rows * ch + gap);
     let mut rgb = vec![40u8; w * h * 3];
     for i in 0..cols * rows {
-        let (s, p) = faces.face(i)?;
+        let (s, p) = if sweep {
+            // Row r shows face r with pose 0..4, then with smile, glasses and gender flipped.
+            let (r, k) = (i / cols, i % cols);
+            let mut a = faces.attributes(r)?;
+            match k {
+                0..=4 => a.pose = k as u32,
+                5 => a.smile = 1 - a.smile,
+                6 => a.glasses = 1 - a.glasses,
+                7 => a.gender = 1 - a.gender,
+                _ => {}
+            }
+            faces.face_with(r, a)?
+        } else {
+            faces.face(i)?
+        };
         let (ox, oy) = (gap + (i % cols) * cw, gap + (i / cols) * ch);
         for y in 0..size {
             for x in 0..size {

@@ -39,6 +39,14 @@ pub enum DataError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Fetching a data set from a hub failed.
+    #[error("data set {repo}: {reason}")]
+    Hub {
+        /// The repository, `owner/name`.
+        repo: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Samples or arguments do not fit together (index out of range, mismatched tasks, ...).
     #[error("{0}")]
     Invalid(String),

@@ -8,6 +8,9 @@
 //! - [`Batcher`]: seeded shuffling, per-sample [`Transform`]s (augmentation) and stacking into a
 //!   [`Batch`] `{ input: [B, 1, H, W], targets: TaskMap<Target> }`.
 //!
+//! - [`mtfl`]: the real MTFL data set ([`mtfl::Mtfl::open`]): annotation parser, image decoding
+//!   with limits, crop policies, augmentation and a preprocessing cache.
+//!
 //! Randomness is derived from `(seed, epoch, index)` ([`sample_rng`]), never from a shared
 //! stream, so a batch can be rebuilt exactly after a restart and does not depend on threads.
 //!
@@ -18,11 +21,13 @@
 mod batch;
 mod dataset;
 mod error;
+pub mod mtfl;
 mod sample;
 mod synth;
 
 pub use batch::{sample_rng, Batch, Batcher, Transform};
 pub use dataset::{Dataset, Subset};
 pub use error::{DataError, Result};
+pub use mtfl::{Mtfl, MtflOptions};
 pub use sample::{GrayImage, Label, Sample};
 pub use synth::{Attributes, FaceParams, SynthConfig, SynthFaces, POSE_YAW_DEG};

@@ -269,15 +269,44 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Every landmark lies inside the image, for any seed, index, size and difficulty.
+    /// Any valid configuration renders finite pixels in `[0, 1]` with landmarks inside.
+    #[test]
+    fn any_valid_config_renders(
+        seed in any::<u64>(),
+        difficulty in 0.0f32..=10.0,
+        noise in 0.0f32..1.0,
+        clutter in 0.0f32..3.0,
+        occluder_prob in 0.0f32..=1.0,
+        lighting in 0.0f32..5.0,
+        roll_deg in 0.0f32..90.0,
+        scale_jitter in 0.0f32..0.99,
+        shift in 0.0f32..1.0,
+        identity in 0.0f32..=0.5,
+    ) {
+        let cfg = SynthConfig {
+            size: 24, len: 4, difficulty, noise, clutter, occluder_prob, lighting, roll_deg,
+            scale_jitter, shift, identity, ..Default::default()
+        };
+        prop_assert!(cfg.validate().is_ok());
+        let faces = SynthFaces::new(cfg, seed);
+        for i in 0..4 {
+            let (s, p) = faces.face(i).unwrap();
+            prop_assert!(s.image.pixels.iter().all(|v| (0.0..=1.0).contains(v)));
+            for l in p.landmarks {
+                prop_assert!(l[0] > 0.0 && l[0] < 24.0 && l[1] > 0.0 && l[1] < 24.0, "{p:?}");
+            }
+        }
+    }
+
     #[test]
     fn landmarks_always_inside_the_image(
         seed in any::<u64>(),
-        index in 0usize..1_000_000,
+        index in 0usize..usize::MAX,
         size in 8usize..96,
         difficulty in 0.0f32..4.0,
         scale in 0.05f32..0.5,
     ) {
-        let cfg = SynthConfig { size, len: 1_000_000, difficulty, scale, ..Default::default() };
+        let cfg = SynthConfig { size, len: usize::MAX, difficulty, scale, ..Default::default() };
         let faces = SynthFaces::new(cfg, seed);
         let (s, p) = faces.face(index).unwrap();
         let Label::Points(pts) = &s.labels["landmarks"] else { panic!("not points") };

@@ -33,7 +33,11 @@ pub trait Task: Send + Sync {
 
     /// Builds the head on features of width `in_dim`, its parameters under `vb`.
     fn build_head(&self, in_dim: usize, vb: VarBuilder) -> Result<Head> {
-        Ok(Box::new(candle_nn::linear(in_dim, self.out_dim(), vb)?))
+        Ok(Box::new(tandem_layers::torch_linear(
+            in_dim,
+            self.out_dim(),
+            vb,
+        )?))
     }
 
     /// Scalar loss over the labelled samples of the batch (`target.mask`).

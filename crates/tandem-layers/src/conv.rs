@@ -6,7 +6,9 @@
 //! input `[B, C_in, H, W]`, weight `[C_out, C_in, K, K]`, bias `[C_out]`,
 //! output `[B, C_out, H + 2p − K + 1, W + 2p − K + 1]`.
 //!
-//! Weights start Kaiming-uniform (fan-in), biases at zero. Parameter names:
+//! Weights and biases start as PyTorch's `Conv2d` does: uniform in `±1/√fan_in` with
+//! `fan_in = C_in·K²` (Kaiming-uniform with `a = √5`). Larger (ReLU-gain) weights saturate
+//! bounded activations such as `|tanh|` and wash out the differences between inputs. Parameter names:
 //! `<prefix>.weight`, `<prefix>.bias`.
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
@@ -32,12 +34,14 @@ impl Conv2d {
         backend: Backend,
         vb: VarBuilder,
     ) -> Result<Self> {
-        let weight = vb.get_with_hints(
-            (out_channels, in_channels, kernel, kernel),
-            "weight",
-            candle_nn::init::DEFAULT_KAIMING_UNIFORM,
-        )?;
-        let bias = vb.get_with_hints(out_channels, "bias", candle_nn::init::ZERO)?;
+        let bound = 1.0 / ((in_channels * kernel * kernel).max(1) as f64).sqrt();
+        let init = candle_nn::init::Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
+        let weight =
+            vb.get_with_hints((out_channels, in_channels, kernel, kernel), "weight", init)?;
+        let bias = vb.get_with_hints(out_channels, "bias", init)?;
         Ok(Self {
             weight,
             bias,

@@ -38,4 +38,4 @@ pub use conv::Conv2d;
 pub use cross_stitch::{initial_alpha, CrossStitchUnit};
 pub use error::{LayerError, Result};
 pub use tandem_tensor::ops::{max_pool2x2, Backend as KernelBackend};
-pub use tcdcn::{Tcdcn, TcdcnConfig};
+pub use tcdcn::{torch_linear, Tcdcn, TcdcnConfig};

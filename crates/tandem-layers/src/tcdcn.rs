@@ -139,7 +139,7 @@ impl Tcdcn {
             c_in = config.channels[i];
         }
         let flat = config.channels[3] * sizes[3] * sizes[3];
-        let fc = candle_nn::linear(flat, config.feature_dim, vb.pp("fc"))?;
+        let fc = torch_linear(flat, config.feature_dim, vb.pp("fc"))?;
         Ok(Self {
             convs,
             fc,
@@ -221,6 +221,18 @@ impl Backbone for Tcdcn {
     }
 }
 
+/// A linear layer initialised as PyTorch's `nn.Linear`: weight and bias uniform in `±1/√in`.
+pub fn torch_linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> candle_core::Result<Linear> {
+    let bound = 1.0 / (in_dim.max(1) as f64).sqrt();
+    let init = candle_nn::init::Init::Uniform {
+        lo: -bound,
+        up: bound,
+    };
+    let w = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
+    let b = vb.get_with_hints(out_dim, "bias", init)?;
+    Ok(Linear::new(w, Some(b)))
+}
+
 /// Per-sample standardisation of `[B, ...]`: zero mean, unit variance over all but the first axis.
 fn standardize(x: &Tensor) -> candle_core::Result<Tensor> {
     let b = x.dim(0)?;
@@ -257,9 +269,15 @@ mod tests {
         assert_eq!(names[0], "trunk.conv1.bias");
         assert_eq!(t.stage_prefixes(4), ["trunk.fc"]);
         let n: usize = (0..5)
-            .map(|k| t.stage_parameters(k).map(|p| p.iter().map(|t| t.elem_count()).sum::<usize>()))
+            .map(|k| {
+                t.stage_parameters(k)
+                    .map(|p| p.iter().map(|t| t.elem_count()).sum::<usize>())
+            })
             .sum::<candle_core::Result<usize>>()?;
-        let stored: usize = tandem_tensor::sorted_vars(&vars).iter().map(|(_, v)| v.elem_count()).sum();
+        let stored: usize = tandem_tensor::sorted_vars(&vars)
+            .iter()
+            .map(|(_, v)| v.elem_count())
+            .sum();
         assert_eq!(n, stored);
         assert!(t.stage_parameters(5).is_err());
         Ok(())

@@ -62,7 +62,7 @@ pub fn train(
         seed,
         ..Default::default()
     };
-    config.optimizer.lr = 3e-3;
+    config.optimizer.set_lr(3e-3);
     let report = Trainer::new(config)
         .weighting(Static::new([("smile", 0.1), ("pose", 0.1)]))
         .fit(net.as_ref(), &tasks, &vars, &train, &val)?;

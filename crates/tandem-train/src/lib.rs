@@ -4,8 +4,12 @@
 //!
 //! - [`Trainer`]: the loop — seeded batches, forward, per-task losses, a [`Weighting`] that owns
 //!   the backward pass, an optimizer step, evaluation on a validation split every epoch.
-//! - [`Weighting`]: how per-task losses become one update ([`Equal`], [`Static`]).
-//! - [`AdamW`]: decoupled weight decay Adam whose state is plain data (saveable, resumable).
+//! - [`Weighting`]: how per-task losses become one update ([`Equal`], [`Static`],
+//!   [`Uncertainty`], [`Dwa`], [`GradNorm`], [`PcGrad`]; [`WeightingConfig`] as serde data).
+//! - [`TaskStopper`]: task-wise early stopping of auxiliary tasks ([`TcdcnStopper`],
+//!   [`PatienceStopper`]; [`StopperConfig`]).
+//! - [`AdamW`] and [`Sgd`] (momentum, Nesterov), whose state is plain data (saveable,
+//!   resumable), chosen by [`OptimizerConfig`]; [`LrSchedule`]: constant, warm-up, step, cosine.
 //! - [`History`]: per-epoch losses, metrics and task weights, written as JSON; the reported
 //!   metrics are those of the epoch with the best validation main-task metric ([`Report`]).
 //!
@@ -43,13 +47,21 @@ mod evaluate;
 mod history;
 mod optim;
 mod schedule;
+pub mod stop;
 mod trainer;
 pub mod weighting;
 
 pub use error::{Result, TrainError};
 pub use evaluate::{evaluate, Evaluation};
 pub use history::{EpochRecord, History, Report};
-pub use optim::{AdamW, AdamWConfig, AdamWState};
+pub use optim::{
+    AdamW, AdamWConfig, AdamWState, Optimizer, OptimizerConfig, OptimizerState, Sgd, SgdConfig,
+    SgdState,
+};
 pub use schedule::LrSchedule;
-pub use trainer::{TrainConfig, Trainer};
-pub use weighting::{Equal, Static, StepContext, Update, Weighting};
+pub use stop::{Observation, PatienceStopper, StopperConfig, TaskStopper, TcdcnStopper};
+pub use trainer::{EpochCallback, StopperFactory, TrainConfig, Trainer};
+pub use weighting::{
+    Dwa, Equal, GradNorm, GradNormState, PcGrad, Static, StepContext, Uncertainty, Update,
+    Weighting, WeightingConfig,
+};

@@ -1,12 +1,15 @@
 //! The training loop.
 //!
 //! One epoch: for every batch of the seeded [`Batcher`] order, `NetOutput = net(x)`, per-task
-//! losses `L_t` for the active tasks, `Update = weighting.backward(L, ctx)`, an AdamW step on the
-//! trainable variables; then evaluation on the validation split and one [`EpochRecord`].
-//! The report's metrics are those of the epoch with the best validation main-task metric.
+//! losses `L_t` for the active tasks that have at least one labelled sample in the batch,
+//! `Update = weighting.backward(L, ctx)`, an optimizer step on the trainable variables; then
+//! evaluation on the validation split, one [`EpochRecord`], and each auxiliary task's
+//! [`TaskStopper`] verdict. A stopped task leaves the objective and its own variables
+//! (`ParamGroups::tasks`) leave the optimizer. The report's metrics are those of the epoch with
+//! the best validation main-task metric.
 use crate::{
-    evaluate, AdamW, AdamWConfig, EpochRecord, Equal, History, LrSchedule, Report, Result,
-    StepContext, TrainError, Weighting,
+    evaluate, EpochRecord, Equal, History, LrSchedule, Observation, OptimizerConfig, Report,
+    Result, StepContext, StopperConfig, TaskStopper, TrainError, Weighting,
 };
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
@@ -31,8 +34,8 @@ pub struct TrainConfig {
     pub eval_batch_size: usize,
     /// Seed of every random choice of the run (shuffling, augmentation, randomised weightings).
     pub seed: u64,
-    /// AdamW hyper-parameters.
-    pub optimizer: AdamWConfig,
+    /// The optimizer and its hyper-parameters. Default AdamW with [`crate::AdamWConfig::default`].
+    pub optimizer: OptimizerConfig,
     /// Learning-rate schedule.
     pub schedule: LrSchedule,
 }
@@ -44,7 +47,7 @@ impl Default for TrainConfig {
             batch_size: 64,
             eval_batch_size: 256,
             seed: 0,
-            optimizer: AdamWConfig::default(),
+            optimizer: OptimizerConfig::default(),
             schedule: LrSchedule::Constant,
         }
     }
@@ -62,40 +65,32 @@ impl TrainConfig {
         if self.eval_batch_size == 0 {
             return Err(TrainError::config("eval_batch_size", "must be at least 1"));
         }
-        let o = &self.optimizer;
-        if !(o.lr.is_finite() && o.lr > 0.0) {
-            return Err(TrainError::config(
-                "optimizer.lr",
-                format!("{} is not a positive number", o.lr),
-            ));
-        }
-        if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {
-            return Err(TrainError::config(
-                "optimizer.beta1/beta2",
-                "must be in [0, 1)",
-            ));
-        }
-        if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
-            return Err(TrainError::config("optimizer.weight_decay", "must be ≥ 0"));
-        }
-        if let LrSchedule::Cosine {
-            warmup_epochs,
-            min_factor,
-        } = self.schedule
-        {
-            if !(warmup_epochs >= 0.0 && (0.0..=1.0).contains(&min_factor)) {
-                return Err(TrainError::config(
-                    "schedule",
-                    "cosine needs warmup_epochs ≥ 0 and min_factor in [0, 1]",
-                ));
-            }
-        }
+        self.optimizer.validate()?;
+        self.schedule.validate()?;
         Ok(())
     }
 }
 
 /// Callback run after every epoch.
 pub type EpochCallback = Box<dyn FnMut(&EpochRecord) + Send>;
+
+/// Makes the stopper of one auxiliary task (given its name).
+pub type StopperFactory = Box<dyn Fn(&str) -> Box<dyn TaskStopper> + Send>;
+
+/// Where auxiliary tasks' stoppers come from.
+enum Stoppers {
+    Config(StopperConfig),
+    Custom(StopperFactory),
+}
+
+impl Stoppers {
+    fn make(&self, task: &str) -> Option<Box<dyn TaskStopper>> {
+        match self {
+            Self::Config(c) => c.build(),
+            Self::Custom(f) => Some(f(task)),
+        }
+    }
+}
 
 /// Trains a [`MultiTaskNet`].
 pub struct Trainer {
@@ -104,6 +99,7 @@ pub struct Trainer {
     transform: Option<Arc<dyn Transform>>,
     device: Device,
     on_epoch: Option<EpochCallback>,
+    stopper: Stoppers,
 }
 
 impl Trainer {
@@ -115,6 +111,7 @@ impl Trainer {
             transform: None,
             device: Device::Cpu,
             on_epoch: None,
+            stopper: Stoppers::Config(StopperConfig::Off),
         }
     }
 
@@ -127,6 +124,21 @@ impl Trainer {
     /// Uses a boxed weighting.
     pub fn weighting_boxed(mut self, weighting: Box<dyn Weighting>) -> Self {
         self.weighting = weighting;
+        self
+    }
+
+    /// Gives every auxiliary task a stopper made from `config` (`Off`: none, the default).
+    pub fn stopper(mut self, config: StopperConfig) -> Self {
+        self.stopper = Stoppers::Config(config);
+        self
+    }
+
+    /// Gives every auxiliary task the stopper `make(task_name)` returns.
+    pub fn stopper_with(
+        mut self,
+        make: impl Fn(&str) -> Box<dyn TaskStopper> + Send + 'static,
+    ) -> Self {
+        self.stopper = Stoppers::Custom(Box::new(make));
         self
     }
 
@@ -175,6 +187,9 @@ impl Trainer {
         val: &dyn Dataset,
     ) -> Result<Report> {
         self.config.validate()?;
+        if let Stoppers::Config(c) = &self.stopper {
+            c.validate()?;
+        }
         let main = tasks
             .main()
             .ok_or_else(|| TrainError::config("tasks", "no main (non-auxiliary) task"))?
@@ -193,19 +208,25 @@ impl Trainer {
         let groups = net.param_groups();
         let shared = select_vars(vars, &groups.shared);
         let last_shared = select_vars(vars, &groups.last_shared);
-        let trainable = sorted_vars(vars);
+        let mut trainable = sorted_vars(vars);
         let steps_per_epoch = train_batcher.num_batches(train.len()) as u64;
         let total_steps = steps_per_epoch * self.config.epochs as u64;
-        let mut opt = AdamW::new(self.config.optimizer);
+        let base_lr = self.config.optimizer.lr();
+        let mut opt = self.config.optimizer.build();
         let mut history = History::default();
         let mut step: u64 = 0;
-        let active: Vec<String> = tasks.names().into_iter().map(String::from).collect();
+        let mut active: Vec<String> = tasks.names().into_iter().map(String::from).collect();
+        let mut stoppers = TaskMap::<Box<dyn TaskStopper>>::new();
+        for task in tasks.iter().filter(|t| t.is_auxiliary()) {
+            if let Some(s) = self.stopper.make(task.name()) {
+                stoppers.insert(task.name(), s);
+            }
+        }
 
         for epoch in 0..self.config.epochs {
-            let mut loss_sum = TaskMap::<f64>::new();
-            let mut weight_sum = TaskMap::<f64>::new();
-            let mut lr = self.config.optimizer.lr;
-            let mut batches = 0usize;
+            let mut loss_sum = TaskMap::<(f64, f64)>::new();
+            let mut weight_sum = TaskMap::<(f64, f64)>::new();
+            let mut lr = base_lr;
             for batch in train_batcher.iter(train, epoch, &self.device) {
                 let batch = batch?;
                 let out = net.forward_t(&batch.input, true)?;
@@ -218,6 +239,11 @@ impl Trainer {
                     ) else {
                         continue;
                     };
+                    // Partial labels: a task with no labelled sample in this batch contributes
+                    // nothing (no loss, no weight, no gradient).
+                    if target.labelled()? <= 0.0 {
+                        continue;
+                    }
                     let loss = task.loss(pred, target)?;
                     let value = f64::from(loss.to_scalar::<f32>()?);
                     if !value.is_finite() {
@@ -228,15 +254,19 @@ impl Trainer {
                             step,
                         });
                     }
-                    add(&mut loss_sum, name, value);
+                    add(&mut loss_sum, name, (value, 1.0));
                     losses.insert(name.clone(), loss);
                 }
                 if let Some(p) = &out.penalty {
                     ensure_finite("penalty", p)?;
                 }
+                if losses.is_empty() && out.penalty.is_none() {
+                    continue;
+                }
                 let mut rng =
                     ChaCha8Rng::seed_from_u64(hash_seed(self.config.seed ^ step, "weighting"));
                 let mut ctx = StepContext {
+                    trainable: &trainable,
                     shared: &shared,
                     last_shared: &last_shared,
                     penalty: out.penalty.as_ref(),
@@ -246,35 +276,82 @@ impl Trainer {
                 };
                 let update = self.weighting.backward(&losses, &mut ctx)?;
                 for (name, w) in update.weights.iter() {
-                    add(&mut weight_sum, name, *w);
+                    add(&mut weight_sum, name, (*w, 1.0));
                 }
-                lr = self.config.schedule.rate(
-                    self.config.optimizer.lr,
-                    step,
-                    total_steps,
-                    steps_per_epoch,
-                );
+                lr = self
+                    .config
+                    .schedule
+                    .rate(base_lr, step, total_steps, steps_per_epoch);
                 opt.step(&trainable, &update.grads, lr)?;
                 step += 1;
-                batches += 1;
             }
-            let n = batches.max(1) as f64;
-            let train_loss = loss_sum.map(|_, s| s / n);
+            let train_loss = loss_sum.map(|_, (s, n)| s / n);
+            let weights = weight_sum.map(|_, (s, n)| s / n);
             let eval = evaluate(net, tasks, val, &eval_batcher, &self.device)?;
+
+            // Task-wise early stopping of auxiliary tasks.
+            let mut stopped = Vec::new();
+            for (name, stopper) in stoppers.iter_mut() {
+                let (Some(tr), Some(vl), Some(task)) =
+                    (train_loss.get(name), eval.losses.get(name), tasks.get(name))
+                else {
+                    continue;
+                };
+                if !active.iter().any(|a| a == name) {
+                    continue;
+                }
+                let obs = Observation {
+                    epoch,
+                    train_loss: *tr,
+                    val_loss: *vl,
+                    val_metric: eval
+                        .metrics
+                        .get(name)
+                        .and_then(|m| m.get(task.primary_metric()))
+                        .copied(),
+                    weight: weights.get(name).copied().unwrap_or(1.0),
+                };
+                if stopper.update(&obs) {
+                    stopped.push(name.to_string());
+                }
+            }
+
             let record = EpochRecord {
                 epoch,
                 lr,
                 train_loss: train_loss.clone(),
                 val_loss: eval.losses,
                 val_metrics: eval.metrics,
-                weights: weight_sum.map(|_, s| s / n),
+                weights,
                 active: active.clone(),
             };
             if let Some(f) = self.on_epoch.as_mut() {
                 f(&record);
             }
             history.epochs.push(record);
-            self.weighting.end_epoch(epoch, &train_loss)?;
+
+            for name in &stopped {
+                active.retain(|a| a != name);
+                history.stops.insert(name.clone(), epoch);
+                let frozen: Vec<String> = groups
+                    .tasks
+                    .get(name)
+                    .map(|prefixes| {
+                        select_vars(vars, prefixes)
+                            .into_iter()
+                            .map(|(n, _)| n)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                trainable.retain(|(n, _)| !frozen.contains(n));
+                opt.forget(&frozen);
+            }
+            let still_active: TaskMap<f64> = train_loss
+                .iter()
+                .filter(|(n, _)| active.iter().any(|a| a == n))
+                .map(|(n, v)| (n, *v))
+                .collect();
+            self.weighting.end_epoch(epoch, &still_active)?;
         }
 
         let metric = main.primary_metric();
@@ -292,11 +369,55 @@ impl Trainer {
     }
 }
 
-fn add(map: &mut TaskMap<f64>, name: &str, v: f64) {
+fn add(map: &mut TaskMap<(f64, f64)>, name: &str, v: (f64, f64)) {
     match map.get_mut(name) {
-        Some(s) => *s += v,
+        Some(s) => {
+            s.0 += v.0;
+            s.1 += v.1;
+        }
         None => {
             map.insert(name, v);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SgdConfig;
+
+    #[test]
+    fn config_round_trips_and_names_bad_keys() -> std::result::Result<(), serde_json::Error> {
+        let cfg = TrainConfig {
+            optimizer: OptimizerConfig::Sgd(SgdConfig {
+                nesterov: true,
+                ..Default::default()
+            }),
+            schedule: LrSchedule::Step {
+                every_epochs: 10,
+                gamma: 0.5,
+                warmup_epochs: 1.0,
+            },
+            ..Default::default()
+        };
+        let back: TrainConfig = serde_json::from_str(&serde_json::to_string(&cfg)?)?;
+        assert_eq!(back, cfg);
+        let parsed: TrainConfig = serde_json::from_str(
+            r#"{"epochs": 3, "optimizer": {"kind": "sgd", "lr": 0.1}, "schedule": {"kind": "warmup", "warmup_epochs": 2}}"#,
+        )?;
+        assert_eq!(parsed.optimizer.lr(), 0.1);
+        assert!(serde_json::from_str::<TrainConfig>(r#"{"epoch": 3}"#).is_err());
+        let bad = TrainConfig {
+            optimizer: OptimizerConfig::Sgd(SgdConfig {
+                momentum: 0.0,
+                nesterov: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(
+            matches!(bad.validate(), Err(TrainError::Config { field, .. }) if field == "optimizer.nesterov")
+        );
+        Ok(())
     }
 }

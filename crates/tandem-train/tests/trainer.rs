@@ -1,5 +1,6 @@
 //! End-to-end training on a tiny procedural data set: the loss falls, the run repeats bit for
 //! bit, and 1 and 2 threads give identical results.
+#![allow(clippy::unwrap_used)]
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use std::sync::Arc;
@@ -67,7 +68,7 @@ fn run(seed: u64) -> Report {
         seed,
         ..Default::default()
     };
-    cfg.optimizer.lr = 3e-3;
+    cfg.optimizer.set_lr(3e-3);
     Trainer::new(cfg)
         .weighting(Static::new([("half", 0.1)]))
         .fit(&net, &tasks, &vars, &train, &val)

@@ -27,7 +27,7 @@ use tandem_data::SynthConfig;
 use tandem_heads::{ClassTask, LandmarkTask, Task, TaskSet};
 use tandem_layers::TcdcnConfig;
 use tandem_share::Sharing;
-use tandem_train::{Equal, Static, TrainConfig, Weighting};
+use tandem_train::{StopperConfig, TrainConfig, WeightingConfig};
 
 /// The face tasks tandem knows by name, with their number of classes (0 for landmarks).
 pub const FACE_TASKS: [(&str, usize); 5] = [
@@ -37,32 +37,6 @@ pub const FACE_TASKS: [(&str, usize); 5] = [
     ("glasses", 2),
     ("pose", 5),
 ];
-
-/// How task losses are combined.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum WeightingConfig {
-    /// Every loss counts once.
-    #[default]
-    Equal,
-    /// Fixed per-task weights (tasks not named get 1).
-    Static {
-        /// Weight by task name.
-        weights: std::collections::BTreeMap<String, f64>,
-    },
-}
-
-impl WeightingConfig {
-    /// Builds the weighting.
-    pub fn build(&self, _tasks: &TaskSet) -> Result<Box<dyn Weighting>> {
-        Ok(match self {
-            Self::Equal => Box::new(Equal::new()),
-            Self::Static { weights } => {
-                Box::new(Static::new(weights.iter().map(|(k, v)| (k.clone(), *v))))
-            }
-        })
-    }
-}
 
 /// Where the data of a run comes from and how much of it is used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +75,8 @@ pub struct RunConfig {
     pub sharing: Sharing,
     /// The loss weighting.
     pub weighting: WeightingConfig,
+    /// Task-wise early stopping of auxiliary tasks.
+    pub stopper: StopperConfig,
     /// Optimisation.
     pub train: TrainConfig,
     /// Data.
@@ -114,6 +90,7 @@ impl Default for RunConfig {
             model: TcdcnConfig::default(),
             sharing: Sharing::default(),
             weighting: WeightingConfig::default(),
+            stopper: StopperConfig::default(),
             train: TrainConfig::default(),
             data: DataConfig::default(),
         }
@@ -161,25 +138,12 @@ impl RunConfig {
                 ));
             }
         }
-        if let WeightingConfig::Static { weights } = &self.weighting {
-            for (k, w) in weights {
-                if !self.tasks.contains(k) {
-                    return Err(Error::config(
-                        &format!("weighting.weights.{k}"),
-                        format!(
-                            "names a task this run does not have; tasks: {}",
-                            self.tasks.join(", ")
-                        ),
-                    ));
-                }
-                if !(w.is_finite() && *w >= 0.0) {
-                    return Err(Error::config(
-                        &format!("weighting.weights.{k}"),
-                        "must be a number ≥ 0",
-                    ));
-                }
-            }
-        }
+        self.weighting
+            .validate(&self.task_set())
+            .map_err(|e| Error::config("weighting", e.to_string()))?;
+        self.stopper
+            .validate()
+            .map_err(|e| Error::config("stopper", e.to_string()))?;
         self.model
             .spatial_sizes()
             .map_err(|e| Error::config("model", e.to_string()))?;
@@ -237,7 +201,7 @@ mod tests {
         assert!(e("tasks = [\"landmarks\", \"age\"]").contains("tasks[1]"));
         assert!(e("bogus = 1").contains("bogus"));
         assert!(e("[train]\nepochs = \"ten\"").contains("epochs"));
-        assert!(e("[train.optimizer]\nlr = -1.0").contains("optimizer.lr"));
+        assert!(e("[train.optimizer]\nkind = \"adamw\"\nlr = -1.0").contains("lr"));
         assert!(e(
             "tasks = [\"landmarks\"]\nweighting = { kind = \"static\", weights = { smile = 1.0 } }"
         )

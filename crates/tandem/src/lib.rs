@@ -42,7 +42,7 @@ pub mod config;
 mod error;
 pub mod run;
 
-pub use config::{DataConfig, RunConfig, WeightingConfig};
+pub use config::{DataConfig, RunConfig};
 pub use error::{Error, Result};
 
 pub use tandem_data as data;

@@ -22,14 +22,14 @@ pub struct SynthConfig {
     pub size: usize,
     /// Number of faces in the data set (default 10 000).
     pub len: usize,
-    /// Master multiplier of every nuisance amplitude below (default 1.0, at least 0).
+    /// Master multiplier of every nuisance amplitude below (default 1.0, in `[0, 10]`).
     pub difficulty: f32,
     /// Standard deviation of the additive Gaussian pixel noise, image range `[0, 1]`
     /// (default 0.04).
     pub noise: f32,
     /// Background clutter strength: up to `round(8·clutter)` random shapes behind the face
     /// (ellipses, bars, rings, eye-like dot pairs) and a stripe texture of amplitude
-    /// `0.12·clutter` (default 0.6).
+    /// `0.12·clutter` (default 0.6; at most 64 shapes).
     pub clutter: f32,
     /// Probability that a random bar or blob is drawn over the face (default 0.2; the
     /// effective probability `occluder_prob · difficulty` is capped at 1).
@@ -45,7 +45,8 @@ pub struct SynthConfig {
     /// as MTFL's test crops).
     pub scale: f32,
     /// Relative half-range of the face scale: the frontal inter-ocular distance is
-    /// `scale · size · (1 ± scale_jitter)` (default 0.12).
+    /// `scale · size · (1 ± scale_jitter)` (default 0.12; `scale_jitter · difficulty` is
+    /// capped at 0.75).
     pub scale_jitter: f32,
     /// Half-range of the landmark centroid's offset from the image centre as a fraction of
     /// `size` (default 0.06).
@@ -89,7 +90,8 @@ impl Default for SynthConfig {
 
 impl SynthConfig {
     /// Checks that every field is in range (finite, non-negative, probabilities in `[0, 1]`,
-    /// `size ≥ 8`, `0 < scale ≤ 0.5`, `scale_jitter < 1`, a positive pose weight).
+    /// `size ≥ 8`, `difficulty ≤ 10`, `0 < scale ≤ 0.5`, `scale_jitter < 1`,
+    /// `identity ≤ 0.5`, a positive pose weight).
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(DataError::Invalid(format!("SynthConfig: {what}")));
         if self.size < 8 {
@@ -119,6 +121,9 @@ impl SynthConfig {
             if !(0.0..=1.0).contains(&v) {
                 return bad(&format!("{name} = {v} is not in [0, 1]"));
             }
+        }
+        if self.difficulty > 10.0 {
+            return bad(&format!("difficulty = {} is above 10", self.difficulty));
         }
         if !(self.scale > 0.0 && self.scale <= 0.5) {
             return bad(&format!("scale = {} is not in (0, 0.5]", self.scale));

@@ -20,17 +20,19 @@ use rand_distr::StandardNormal;
 
 /// Radius of the yaw pivot behind the eyes, in IOD.
 pub(crate) const HEAD_RADIUS: f32 = 1.0;
+/// Cap of the effective relative scale jitter `scale_jitter · difficulty`.
+pub(crate) const MAX_SCALE_JITTER: f32 = 0.75;
 /// Depth of the eyes relative to the eye plane, in IOD.
 pub(crate) const EYE_Z: f32 = -0.1;
 /// Yaw range in degrees of each pose class (left profile, left, frontal, right, right
 /// profile). Negative yaw turns the nose towards smaller image `x`. The gaps between the
 /// ranges keep the classes unambiguous.
 pub const POSE_YAW_DEG: [(f32, f32); 5] = [
-    (-60.0, -40.0),
+    (-50.0, -36.0),
     (-32.0, -15.0),
     (-8.0, 8.0),
     (15.0, 32.0),
-    (40.0, 60.0),
+    (36.0, 50.0),
 ];
 
 /// The four labelled attributes, as 0-based MTFL classes.
@@ -238,7 +240,8 @@ impl FaceParams {
         // cannot fit, then keep the centre in the interval where every landmark fits.
         let margin = (0.05 * size).max(1.0);
         let room = size - 2.0 * margin;
-        let mut iod = size * cfg.scale * (1.0 + cfg.scale_jitter * d * scale_u);
+        let jitter = (cfg.scale_jitter * d).min(MAX_SCALE_JITTER);
+        let mut iod = size * cfg.scale * (1.0 + jitter * scale_u);
         for k in 0..2 {
             iod = iod.min(room / (mx[k] - mn[k]).max(1e-3));
         }
@@ -279,6 +282,7 @@ impl FaceParams {
     }
 
     /// Maps a pixel position back to the face frame (after yaw).
+    #[cfg(test)]
     pub(crate) fn to_face(&self, p: Pt) -> [f32; 2] {
         let d = [
             (p[0] - self.center[0]) / self.iod,
@@ -317,4 +321,44 @@ pub(crate) fn project(yaw: f32, p: [f32; 3]) -> [f32; 2] {
 /// Rotates `v` by the angle with cosine `cs` and sine `sn`.
 pub(crate) fn rotate(cs: f32, sn: f32, v: [f32; 2]) -> [f32; 2] {
     [cs * v[0] - sn * v[1], sn * v[0] + cs * v[1]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn frame_maps_round_trip_and_landmarks_project() {
+        let cfg = SynthConfig::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for pose in 0..5 {
+            let a = Attributes {
+                pose,
+                ..Attributes::NEUTRAL
+            };
+            let f = FaceParams::sample(&cfg, a, &mut rng);
+            for (k, p) in f.model.landmarks3().iter().enumerate() {
+                let img = f.project(*p);
+                assert!((img[0] - f.landmarks[k][0]).abs() < 1e-3);
+                assert!((img[1] - f.landmarks[k][1]).abs() < 1e-3);
+                let back = f.to_face(img);
+                let uv = project(f.yaw, *p);
+                assert!((back[0] - uv[0]).abs() < 1e-4 && (back[1] - uv[1]).abs() < 1e-4);
+            }
+        }
+        assert_eq!(project(0.0, [0.3, 0.7, 0.5]), [0.3, 0.7]);
+    }
+
+    #[test]
+    fn pose_prior_with_one_class_always_gives_it() {
+        let cfg = SynthConfig {
+            pose_probs: [0.0, 0.0, 0.0, 1.0, 0.0],
+            ..Default::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        for _ in 0..200 {
+            assert_eq!(Attributes::sample(&cfg, &mut rng).pose, 3);
+        }
+    }
 }

@@ -125,16 +125,114 @@ impl Shape {
         }
     }
 
+    /// Quick classification of `p` for edge softness `soft`: `Some(true)` when the pixel is
+    /// certainly fully covered (`d ≤ −soft/2`), `Some(false)` when certainly uncovered
+    /// (`d ≥ soft/2`), `None` when the distance must be computed. For ellipses this uses
+    /// `k0 = |(x/a, y/b)|`: a point at `k0` lies at least `|k0 − 1|·min(a, b)` from the
+    /// outline, since `k0·E` contains `E` grown by a disc of that radius (and conversely).
+    fn classify(&self, p: Pt, soft: f32) -> Option<bool> {
+        let (c, a, b, cs, sn, jaw, band) = match *self {
+            Shape::Ellipse {
+                c,
+                a,
+                b,
+                cs,
+                sn,
+                jaw,
+            } => (c, a, b, cs, sn, jaw, None),
+            Shape::Ring { c, a, b, cs, sn, t } => (c, a, b, cs, sn, 1.0, Some(t)),
+            _ => return None,
+        };
+        let (dx, dy) = (p[0] - c[0], p[1] - c[1]);
+        let qx = cs * dx + sn * dy;
+        let qy = -sn * dx + cs * dy;
+        let a = if qy > 0.0 { a * jaw } else { a }.max(1e-3);
+        let b = b.max(1e-3);
+        let k2 = (qx / a) * (qx / a) + (qy / b) * (qy / b);
+        let m = a.min(b);
+        match band {
+            None => {
+                let inner = 1.0 - 0.5 * soft / m;
+                let outer = 1.0 + 0.5 * soft / m;
+                if inner > 0.0 && k2 <= inner * inner {
+                    Some(true)
+                } else if k2 >= outer * outer {
+                    Some(false)
+                } else {
+                    None
+                }
+            }
+            Some(t) => {
+                let r = 0.5 * (t + soft) / m;
+                let outer = 1.0 + r;
+                let inner = 1.0 - r;
+                if k2 >= outer * outer || (inner > 0.0 && k2 <= inner * inner) {
+                    Some(false)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    /// For an ellipse or ring and the pixel row whose centres have `y = py`: the offsets
+    /// `dx` from the centre between which a pixel may be covered (`outer`), and between
+    /// which it is certainly fully covered (ellipse) or certainly uncovered (the ring's hole)
+    /// (`inner`, empty when `lo > hi`). Both come from the thresholds of
+    /// [`Shape::classify`] taken conservatively over the two halves of a jawed ellipse,
+    /// solving the quadratic `k0²(dx) = r²`. `None` for other shapes.
+    fn spans(&self, py: f32, soft: f32) -> Option<([f32; 2], [f32; 2])> {
+        let (c, a, b, cs, sn, jaw, band) = match *self {
+            Shape::Ellipse {
+                c,
+                a,
+                b,
+                cs,
+                sn,
+                jaw,
+            } => (c, a, b, cs, sn, jaw, 0.0),
+            Shape::Ring { c, a, b, cs, sn, t } => (c, a, b, cs, sn, 1.0, t),
+            _ => return None,
+        };
+        let b = b.max(1e-3);
+        let a_big = a.max(a * jaw).max(1e-3);
+        let a_small = a.min(a * jaw).max(1e-3);
+        let m = a_small.min(b);
+        let r = 0.5 * (band + soft) / m;
+        let dy = py - c[1];
+        let span = |a: f32, r: f32| -> [f32; 2] {
+            if r <= 0.0 {
+                return [1.0, -1.0];
+            }
+            let (ia, ib) = (1.0 / (a * a), 1.0 / (b * b));
+            let al = cs * cs * ia + sn * sn * ib;
+            let be = dy * cs * sn * (ia - ib);
+            let ga = dy * dy * (sn * sn * ia + cs * cs * ib) - r * r;
+            let disc = be * be - al * ga;
+            if disc < 0.0 {
+                [1.0, -1.0]
+            } else {
+                let sq = disc.sqrt();
+                [(-be - sq) / al, (-be + sq) / al]
+            }
+        };
+        Some((span(a_big, 1.0 + r), span(a_small, 1.0 - r)))
+    }
+
     /// A bounding box `[x0, y0, x1, y1]` in pixels (conservative).
     pub(crate) fn bbox(&self) -> [f32; 4] {
         match *self {
-            Shape::Ellipse { c, a, b, .. } => {
-                let r = a.max(b);
-                [c[0] - r, c[1] - r, c[0] + r, c[1] + r]
+            Shape::Ellipse {
+                c, a, b, cs, sn, ..
+            } => {
+                let (rx, ry) = ellipse_extent(a, b, cs, sn);
+                [c[0] - rx, c[1] - ry, c[0] + rx, c[1] + ry]
             }
-            Shape::Ring { c, a, b, t, .. } => {
-                let r = a.max(b) + t;
-                [c[0] - r, c[1] - r, c[0] + r, c[1] + r]
+            Shape::Ring {
+                c, a, b, cs, sn, t, ..
+            } => {
+                let (rx, ry) = ellipse_extent(a, b, cs, sn);
+                [c[0] - rx - t, c[1] - ry - t, c[0] + rx + t, c[1] + ry + t]
             }
             Shape::Capsule { p0, p1, r } => [
                 p0[0].min(p1[0]) - r,
@@ -164,6 +262,15 @@ impl Shape {
             }
         }
     }
+}
+
+/// Half-extents along x and y of an ellipse with half-axes `a`, `b` rotated by (`cs`, `sn`):
+/// `√(a²cos² + b²sin²)`, `√(a²sin² + b²cos²)`.
+fn ellipse_extent(a: f32, b: f32, cs: f32, sn: f32) -> (f32, f32) {
+    (
+        (a * a * cs * cs + b * b * sn * sn).sqrt(),
+        (a * a * sn * sn + b * b * cs * cs).sqrt(),
+    )
 }
 
 /// Approximate signed distance to the ellipse `(x/a)² + (y/b)² = 1`:
@@ -260,17 +367,60 @@ impl Canvas {
     ) {
         let soft = soft.max(1e-3);
         let (x0, x1, y0, y1) = self.ranges(shape.bbox(), soft);
+        // Pixel columns whose centres `x + 0.5` have `dx = x + 0.5 − cx` in `[lo, hi]`.
+        let cols = |cx: f32, s: [f32; 2]| -> (usize, usize) {
+            if s[0] > s[1] {
+                return (x0, x0);
+            }
+            let first = (cx + s[0] - 0.5).ceil();
+            let last = (cx + s[1] - 0.5).floor() + 1.0;
+            let lo = if first.is_nan() || first <= x0 as f32 {
+                x0
+            } else {
+                (first as usize).min(x1)
+            };
+            let hi = if last.is_nan() || last <= lo as f32 {
+                lo
+            } else {
+                (last as usize).min(x1)
+            };
+            (lo, hi)
+        };
+        let centre = match *shape {
+            Shape::Ellipse { c, .. } | Shape::Ring { c, .. } => c[0],
+            _ => 0.0,
+        };
+        let ring = matches!(shape, Shape::Ring { .. });
         for y in y0..y1 {
             let py = y as f32 + 0.5;
             let row = y * self.w;
-            for x in x0..x1 {
+            let (xa, xb, ia, ib) = match shape.spans(py, soft) {
+                Some((outer, inner)) => {
+                    let (xa, xb) = cols(centre, outer);
+                    let (ia, ib) = cols(centre, inner);
+                    (xa, xb, ia.max(xa), ib.min(xb).max(ia.max(xa)))
+                }
+                None => (x0, x1, x0, x0),
+            };
+            for x in (xa..ia).chain(ib..xb) {
                 let pxc = x as f32 + 0.5;
-                let d = shape.sdf([pxc, py]);
-                let alpha = (0.5 - d / soft).clamp(0.0, 1.0) * opacity;
+                let cover = match shape.classify([pxc, py], soft) {
+                    Some(true) => 1.0,
+                    Some(false) => continue,
+                    None => (0.5 - shape.sdf([pxc, py]) / soft).clamp(0.0, 1.0),
+                };
+                let alpha = cover * opacity;
                 if alpha > 0.0 {
                     let v = &mut self.px[row + x];
                     let t = target(pxc, py, *v);
                     *v += alpha * (t - *v);
+                }
+            }
+            if !ring {
+                for x in ia..ib {
+                    let v = &mut self.px[row + x];
+                    let t = target(x as f32 + 0.5, py, *v);
+                    *v += opacity * (t - *v);
                 }
             }
         }
@@ -323,6 +473,72 @@ mod tests {
         let area: f32 = c.px.iter().sum();
         let exact = std::f32::consts::PI * 100.0;
         assert!((area - exact).abs() / exact < 0.02, "{area} vs {exact}");
+    }
+
+    /// Reference rasterisation: per-pixel distance over the whole canvas, no shortcuts.
+    fn brute(shape: &Shape, w: usize, soft: f32) -> Vec<f32> {
+        let mut px = vec![0.0; w * w];
+        for y in 0..w {
+            for x in 0..w {
+                let d = shape.sdf([x as f32 + 0.5, y as f32 + 0.5]);
+                px[y * w + x] = (0.5 - d / soft).clamp(0.0, 1.0);
+            }
+        }
+        px
+    }
+
+    #[test]
+    fn spans_and_quick_tests_match_per_pixel_coverage() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for case in 0..300 {
+            let angle = rng.random_range(0.0f32..3.2);
+            let c = [
+                rng.random_range(-5.0f32..45.0),
+                rng.random_range(-5.0f32..45.0),
+            ];
+            let a = rng.random_range(0.3f32..25.0);
+            // Aspect ratios up to 5, as the generator uses (the distance approximation
+            // degrades for needle-thin ellipses).
+            let b = a * rng.random_range(0.2f32..5.0);
+            let soft = rng.random_range(1.0f32..3.0);
+            let shape = if case % 2 == 0 {
+                Shape::Ellipse {
+                    c,
+                    a,
+                    b,
+                    cs: angle.cos(),
+                    sn: angle.sin(),
+                    jaw: rng.random_range(0.6f32..1.0),
+                }
+            } else {
+                Shape::Ring {
+                    c,
+                    a,
+                    b,
+                    cs: angle.cos(),
+                    sn: angle.sin(),
+                    t: rng.random_range(0.5f32..3.0).min(a.min(b)),
+                }
+            };
+            let mut canvas = Canvas::new(40, 40, 0.0);
+            canvas.draw(&shape, Ink::Over(1.0), 1.0, soft);
+            let want = brute(&shape, 40, soft);
+            for (k, (g, w)) in canvas.px.iter().zip(&want).enumerate() {
+                // The shortcuts only decide pixels that are certainly in or out; the
+                // approximate distance may disagree slightly near thin shapes.
+                assert!(
+                    (g - w).abs() < 0.35,
+                    "case {case} pixel {k}: {g} vs {w}, {shape:?}"
+                );
+            }
+            let total: f32 = canvas.px.iter().sum();
+            let want_total: f32 = want.iter().sum();
+            assert!(
+                (total - want_total).abs() <= 0.02 * want_total + 2.0,
+                "case {case}"
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,9 @@ use std::f32::consts::PI;
 /// Cheek roundness: how far the turned-side outline bulges past `A·cos θ`, in IOD.
 const CHEEK: f32 = 0.6;
 
+/// Cap of the number of clutter shapes.
+const MAX_CLUTTER: f32 = 64.0;
+
 /// Per-face tones and styles (the appearance stream). Drawn in a fixed order, whatever the
 /// attributes, so changing an attribute leaves the other draws alone.
 struct Look {
@@ -167,8 +170,24 @@ pub(crate) fn render(
     // Background texture and clutter.
     let [amp, freq, ang, phase] = scene.texture;
     if amp > 0.0 {
-        let (ca, sa) = (ang.cos(), ang.sin());
-        c.map(|x, y, v| v + amp * (2.0 * PI * freq * (x * ca + y * sa) / n + phase).sin());
+        // sin(αx + βy + φ) = sin(αx)·cos(βy + φ) + cos(αx)·sin(βy + φ), tabulated per
+        // column and per row.
+        let (ca, sa) = (
+            2.0 * PI * freq * ang.cos() / n,
+            2.0 * PI * freq * ang.sin() / n,
+        );
+        let cols: Vec<(f32, f32)> = (0..size)
+            .map(|x| (ca * (x as f32 + 0.5)).sin_cos())
+            .collect();
+        let rows: Vec<(f32, f32)> = (0..size)
+            .map(|y| (sa * (y as f32 + 0.5) + phase).sin_cos())
+            .collect();
+        for (y, row) in c.px.chunks_mut(size).enumerate() {
+            let (ry, cy) = rows[y];
+            for (v, (cx_s, cx_c)) in row.iter_mut().zip(&cols) {
+                *v += amp * (cx_s * cy + cx_c * ry);
+            }
+        }
     }
     draw_clutter(cfg, &mut c, scene_rng, f.iod);
 
@@ -179,16 +198,8 @@ pub(crate) fn render(
     let soft = 1.0;
 
     // Face outline in the face frame: `A cos θ` on each side, bulging by `CHEEK·|sin θ|`
-    // on the turned side, and always containing the features.
-    let pts: Vec<[f32; 2]> = m.landmarks3().iter().map(|p| project(f.yaw, *p)).collect();
-    let x_left = (-m.face_a * cy + CHEEK * sy.min(0.0))
-        .min(pts[0][0].min(pts[3][0]) - 0.22)
-        .min(pts[2][0] - 0.1);
-    let x_right = (m.face_a * cy + CHEEK * sy.max(0.0))
-        .max(pts[1][0].max(pts[4][0]) + 0.22)
-        .max(pts[2][0] + 0.1);
-    let uc = 0.5 * (x_left + x_right);
-    let hw = 0.5 * (x_right - x_left);
+    // on the turned side, then widened until it contains the features.
+    let (uc, hw) = outline(f, sy, cy);
 
     // Shoulders, hair behind the head (long for women), neck.
     let shoulders = face_ellipse(f, [0.0, 3.7], 2.4, 1.3, 1.0);
@@ -215,8 +226,10 @@ pub(crate) fn render(
     let side = sy.signum();
     let shade = 0.45 * sy.abs();
     let skin = lk.skin;
+    let (rc, rs) = (f.roll.cos(), f.roll.sin());
     c.draw_with(&skin_shape, 1.0, soft, |x, y, _| {
-        let u = f.to_face([x, y])[0];
+        // Face-frame u of the pixel (the inverse of `FaceParams::to_image`).
+        let u = f.anchor[0] + (rc * (x - f.center[0]) + rs * (y - f.center[1])) / f.iod;
         let t = (side * (u - uc) / hw).max(0.0);
         skin * (1.0 - shade * t * t)
     });
@@ -428,10 +441,54 @@ pub(crate) fn render(
     }
 }
 
+/// The face outline's centre `u` and half-width (face frame), from the edges
+/// `−A cos θ + CHEEK·min(sin θ, 0)` and `A cos θ + CHEEK·max(sin θ, 0)`. An edge then moves
+/// out until every feature (eyes, nose tip, nostrils, mouth corners) lies inside the egg
+/// shape with a margin, accounting for its narrower lower half: a point `(u, v)` fits when
+/// `|u − uc| + margin ≤ hw·w(v)`, `w(v) = jaw^[v > cy]·√(1 − ((v − cy)/b)²)`. Moving an
+/// edge out by `δ` moves the centre by `δ/2`, so the smallest fix is
+/// `δ = 2(|u − uc| + margin − w·hw)/(1 + w)`.
+fn outline(f: &FaceParams, sy: f32, cy: f32) -> (f32, f32) {
+    let m = &f.model;
+    let mut left = -m.face_a * cy + CHEEK * sy.min(0.0);
+    let mut right = m.face_a * cy + CHEEK * sy.max(0.0);
+    let l3 = m.landmarks3();
+    let features = [
+        (l3[0], 0.22),
+        (l3[1], 0.22),
+        (l3[2], 0.10),
+        (l3[3], 0.20),
+        (l3[4], 0.20),
+        ([-0.11, m.nose_y + 0.07, m.nose_z - 0.2], 0.08),
+        ([0.11, m.nose_y + 0.07, m.nose_z - 0.2], 0.08),
+    ];
+    for _ in 0..3 {
+        for (p, margin) in features {
+            let [u, v] = project(f.yaw, p);
+            let (uc, hw) = (0.5 * (left + right), 0.5 * (right - left));
+            let dv = ((v - m.face_cy) / m.face_b).clamp(-0.95, 0.95);
+            let jaw = if v > m.face_cy { m.jaw } else { 1.0 };
+            let w = jaw * (1.0 - dv * dv).sqrt();
+            let need = (u - uc).abs() + margin - w * hw;
+            if need > 0.0 {
+                let delta = 2.0 * need / (1.0 + w);
+                if u < uc {
+                    left -= delta;
+                } else {
+                    right += delta;
+                }
+            }
+        }
+    }
+    (0.5 * (left + right), 0.5 * (right - left))
+}
+
 /// Random shapes behind the face: ellipses, bars, rings and eye-like pairs of dots.
 fn draw_clutter(cfg: &SynthConfig, c: &mut Canvas, rng: &mut ChaCha8Rng, iod: f32) {
     let n = cfg.size as f32;
-    let max_shapes = (8.0 * cfg.clutter * cfg.difficulty).round() as usize;
+    let max_shapes = (8.0 * cfg.clutter * cfg.difficulty)
+        .round()
+        .min(MAX_CLUTTER) as usize;
     let count = rng.random_range(0..=max_shapes);
     for _ in 0..count {
         let kind = rng.random_range(0u32..4);

@@ -64,6 +64,7 @@ mod tests {
         let losses = TaskMap::new().with("a", la.clone()).with("b", lb.clone());
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         let mut ctx = StepContext {
+            trainable: &[],
             shared: &[],
             last_shared: &[],
             penalty: None,

@@ -126,6 +126,39 @@ impl AdamW {
         Ok(AdamWState { params })
     }
 
+    /// Drops the moments of the named parameters (a stopped task's head).
+    pub fn forget(&mut self, names: &[String]) {
+        for n in names {
+            self.moments.remove(n);
+        }
+    }
+
+    /// Checks every value, naming the offending key.
+    pub fn validate_config(c: &AdamWConfig) -> Result<()> {
+        if !(c.lr.is_finite() && c.lr > 0.0) {
+            return Err(crate::TrainError::config(
+                "optimizer.lr",
+                format!("{} is not a positive number", c.lr),
+            ));
+        }
+        if !(0.0..1.0).contains(&c.beta1) || !(0.0..1.0).contains(&c.beta2) {
+            return Err(crate::TrainError::config(
+                "optimizer.beta1/beta2",
+                "must be in [0, 1)",
+            ));
+        }
+        if !(c.eps.is_finite() && c.eps > 0.0) {
+            return Err(crate::TrainError::config("optimizer.eps", "must be > 0"));
+        }
+        if !(c.weight_decay.is_finite() && c.weight_decay >= 0.0) {
+            return Err(crate::TrainError::config(
+                "optimizer.weight_decay",
+                "must be ≥ 0",
+            ));
+        }
+        Ok(())
+    }
+
     /// Restores a state saved by [`AdamW::state`]; `vars` gives each moment its shape and device.
     pub fn load_state(&mut self, state: &AdamWState, vars: &[(String, Var)]) -> Result<()> {
         let mut moments = BTreeMap::new();
