@@ -24,7 +24,7 @@ use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape,
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::cpu::{cpu_f32, sum_f32, with_f32};
+use super::cpu::{cpu_f32, sum_f32, wide, with_f32};
 
 /// An element-wise activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -155,18 +155,20 @@ pub(crate) fn forward(
     y.par_chunks_mut(nb * per)
         .zip(x.par_chunks(nb * per))
         .for_each(|(y, x)| {
-            for (i, (yc, xc)) in y
-                .chunks_exact_mut(inner)
-                .zip(x.chunks_exact(inner))
-                .enumerate()
-            {
-                let bv = bias.map_or(0.0, |bs| bs[i % c]);
-                with_act!(act, |f, _df| {
-                    for (yv, &xv) in yc.iter_mut().zip(xc) {
-                        *yv = f(xv + bv);
-                    }
-                })
-            }
+            wide(|| {
+                for (i, (yc, xc)) in y
+                    .chunks_exact_mut(inner)
+                    .zip(x.chunks_exact(inner))
+                    .enumerate()
+                {
+                    let bv = bias.map_or(0.0, |bs| bs[i % c]);
+                    with_act!(act, |f, _df| {
+                        for (yv, &xv) in yc.iter_mut().zip(xc) {
+                            *yv = f(xv + bv);
+                        }
+                    })
+                }
+            })
         });
     y
 }
@@ -191,25 +193,27 @@ pub(crate) fn backward(
             .zip(x.par_chunks(nb * per))
             .zip(y.par_chunks(nb * per).zip(dy.par_chunks(nb * per)))
             .map(|((dx, x), (y, dy))| {
-                let mut db = vec![0f32; if need_db { c } else { 0 }];
-                for (i, (((dxc, xc), yc), dyc)) in dx
-                    .chunks_exact_mut(inner)
-                    .zip(x.chunks_exact(inner))
-                    .zip(y.chunks_exact(inner))
-                    .zip(dy.chunks_exact(inner))
-                    .enumerate()
-                {
-                    let bv = bias.map_or(0.0, |bs| bs[i % c]);
-                    with_act!(act, |_f, df| {
-                        for (((d, &xv), &yv), &g) in dxc.iter_mut().zip(xc).zip(yc).zip(dyc) {
-                            *d = g * df(xv + bv, yv);
+                wide(|| {
+                    let mut db = vec![0f32; if need_db { c } else { 0 }];
+                    for (i, (((dxc, xc), yc), dyc)) in dx
+                        .chunks_exact_mut(inner)
+                        .zip(x.chunks_exact(inner))
+                        .zip(y.chunks_exact(inner))
+                        .zip(dy.chunks_exact(inner))
+                        .enumerate()
+                    {
+                        let bv = bias.map_or(0.0, |bs| bs[i % c]);
+                        with_act!(act, |_f, df| {
+                            for (((d, &xv), &yv), &g) in dxc.iter_mut().zip(xc).zip(yc).zip(dyc) {
+                                *d = g * df(xv + bv, yv);
+                            }
+                        });
+                        if need_db {
+                            db[i % c] += sum_f32(dxc);
                         }
-                    });
-                    if need_db {
-                        db[i % c] += sum_f32(dxc);
                     }
-                }
-                db
+                    db
+                })
             })
             .collect()
     };

@@ -19,7 +19,7 @@ use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape,
 use rayon::prelude::*;
 
 use super::act::{chunk_items, tanh_abs, with_act, Activation};
-use super::cpu::{cpu_f32, keep_if, sum_f32, with_f32};
+use super::cpu::{cpu_f32, keep_if, sum_f32, wide, with_f32};
 use super::pool::window_max;
 
 /// `y = pool(act(x + b))` for `x [B, C, H, W]`.
@@ -38,34 +38,37 @@ fn forward(
     y.par_chunks_mut(nb * c * ho * wo)
         .zip(x.par_chunks(nb * c * h * w))
         .for_each(|(y, x)| {
-            let mut rows = vec![0f32; 4 * wo];
-            for (pi, (yp, xp)) in y
-                .chunks_exact_mut(ho * wo)
-                .zip(x.chunks_exact(h * w))
-                .enumerate()
-            {
-                let bv = bias.map_or(0.0, |bs| bs[pi % c]);
-                with_act!(act, |f, _df| {
-                    for (i, yrow) in yp.chunks_exact_mut(wo).enumerate() {
-                        // the two input rows' activations, contiguous so that they vectorise
-                        let (a0, a1) = rows.split_at_mut(2 * wo);
-                        let r0 = &xp[2 * i * w..][..2 * wo];
-                        let r1 = &xp[(2 * i + 1) * w..][..2 * wo];
-                        for ((a, &v), (a_, &v_)) in a0.iter_mut().zip(r0).zip(a1.iter_mut().zip(r1))
-                        {
-                            *a = f(v + bv);
-                            *a_ = f(v_ + bv);
+            wide(|| {
+                let mut rows = vec![0f32; 4 * wo];
+                for (pi, (yp, xp)) in y
+                    .chunks_exact_mut(ho * wo)
+                    .zip(x.chunks_exact(h * w))
+                    .enumerate()
+                {
+                    let bv = bias.map_or(0.0, |bs| bs[pi % c]);
+                    with_act!(act, |f, _df| {
+                        for (i, yrow) in yp.chunks_exact_mut(wo).enumerate() {
+                            // the two input rows' activations, contiguous so that they vectorise
+                            let (a0, a1) = rows.split_at_mut(2 * wo);
+                            let r0 = &xp[2 * i * w..][..2 * wo];
+                            let r1 = &xp[(2 * i + 1) * w..][..2 * wo];
+                            for ((a, &v), (a_, &v_)) in
+                                a0.iter_mut().zip(r0).zip(a1.iter_mut().zip(r1))
+                            {
+                                *a = f(v + bv);
+                                *a_ = f(v_ + bv);
+                            }
+                            for ((yv, p0), p1) in yrow
+                                .iter_mut()
+                                .zip(a0.chunks_exact(2))
+                                .zip(a1.chunks_exact(2))
+                            {
+                                *yv = window_max(p0[0], p0[1], p1[0], p1[1]).0;
+                            }
                         }
-                        for ((yv, p0), p1) in yrow
-                            .iter_mut()
-                            .zip(a0.chunks_exact(2))
-                            .zip(a1.chunks_exact(2))
-                        {
-                            *yv = window_max(p0[0], p0[1], p1[0], p1[1]).0;
-                        }
-                    }
-                })
-            }
+                    })
+                }
+            })
         });
     y
 }
@@ -89,61 +92,63 @@ fn backward(
             .zip(x.par_chunks(nb * c * h * w))
             .zip(dy.par_chunks(nb * c * ho * wo))
             .map(|((dx, x), dy)| {
-                let mut rows = vec![0f32; 8 * wo];
-                let mut db = vec![0f32; if need_db { c } else { 0 }];
-                for (pi, ((dxp, xp), dyp)) in dx
-                    .chunks_exact_mut(h * w)
-                    .zip(x.chunks_exact(h * w))
-                    .zip(dy.chunks_exact(ho * wo))
-                    .enumerate()
-                {
-                    let bv = bias.map_or(0.0, |bs| bs[pi % c]);
-                    with_act!(act, |f, df| {
-                        for (i, dyrow) in dyp.chunks_exact(wo).enumerate() {
-                            let (d0, d1) = dxp[2 * i * w..].split_at_mut(w);
-                            let (d0, d1) = (&mut d0[..2 * wo], &mut d1[..2 * wo]);
-                            let x0 = &xp[2 * i * w..][..2 * wo];
-                            let x1 = &xp[(2 * i + 1) * w..][..2 * wo];
-                            // recompute the activations and their derivatives, vectorised
-                            let (a0, rest) = rows.split_at_mut(2 * wo);
-                            let (a1, rest) = rest.split_at_mut(2 * wo);
-                            let (g0, g1) = rest.split_at_mut(2 * wo);
-                            for (((a, g), &v), ((a_, g_), &v_)) in a0
-                                .iter_mut()
-                                .zip(g0.iter_mut())
-                                .zip(x0)
-                                .zip(a1.iter_mut().zip(g1.iter_mut()).zip(x1))
-                            {
-                                let (z, z_) = (v + bv, v_ + bv);
-                                *a = f(z);
-                                *a_ = f(z_);
-                                *g = df(z, *a);
-                                *g_ = df(z_, *a_);
+                wide(|| {
+                    let mut rows = vec![0f32; 8 * wo];
+                    let mut db = vec![0f32; if need_db { c } else { 0 }];
+                    for (pi, ((dxp, xp), dyp)) in dx
+                        .chunks_exact_mut(h * w)
+                        .zip(x.chunks_exact(h * w))
+                        .zip(dy.chunks_exact(ho * wo))
+                        .enumerate()
+                    {
+                        let bv = bias.map_or(0.0, |bs| bs[pi % c]);
+                        with_act!(act, |f, df| {
+                            for (i, dyrow) in dyp.chunks_exact(wo).enumerate() {
+                                let (d0, d1) = dxp[2 * i * w..].split_at_mut(w);
+                                let (d0, d1) = (&mut d0[..2 * wo], &mut d1[..2 * wo]);
+                                let x0 = &xp[2 * i * w..][..2 * wo];
+                                let x1 = &xp[(2 * i + 1) * w..][..2 * wo];
+                                // recompute the activations and their derivatives, vectorised
+                                let (a0, rest) = rows.split_at_mut(2 * wo);
+                                let (a1, rest) = rest.split_at_mut(2 * wo);
+                                let (g0, g1) = rest.split_at_mut(2 * wo);
+                                for (((a, g), &v), ((a_, g_), &v_)) in a0
+                                    .iter_mut()
+                                    .zip(g0.iter_mut())
+                                    .zip(x0)
+                                    .zip(a1.iter_mut().zip(g1.iter_mut()).zip(x1))
+                                {
+                                    let (z, z_) = (v + bv, v_ + bv);
+                                    *a = f(z);
+                                    *a_ = f(z_);
+                                    *g = df(z, *a);
+                                    *g_ = df(z_, *a_);
+                                }
+                                for ((((q0, q1), (p0, p1)), (e0, e1)), &g) in d0
+                                    .chunks_exact_mut(2)
+                                    .zip(d1.chunks_exact_mut(2))
+                                    .zip(a0.chunks_exact(2).zip(a1.chunks_exact(2)))
+                                    .zip(g0.chunks_exact(2).zip(g1.chunks_exact(2)))
+                                    .zip(dyrow)
+                                {
+                                    let (_, bottom, right) = window_max(p0[0], p0[1], p1[0], p1[1]);
+                                    // bit masks: no data-dependent branches
+                                    let pick = |b: bool, r: bool, d: f32| {
+                                        keep_if(g * d, bottom == b && right == r)
+                                    };
+                                    q0[0] = pick(false, false, e0[0]);
+                                    q0[1] = pick(false, true, e0[1]);
+                                    q1[0] = pick(true, false, e1[0]);
+                                    q1[1] = pick(true, true, e1[1]);
+                                }
                             }
-                            for ((((q0, q1), (p0, p1)), (e0, e1)), &g) in d0
-                                .chunks_exact_mut(2)
-                                .zip(d1.chunks_exact_mut(2))
-                                .zip(a0.chunks_exact(2).zip(a1.chunks_exact(2)))
-                                .zip(g0.chunks_exact(2).zip(g1.chunks_exact(2)))
-                                .zip(dyrow)
-                            {
-                                let (_, bottom, right) = window_max(p0[0], p0[1], p1[0], p1[1]);
-                                // bit masks: no data-dependent branches
-                                let pick = |b: bool, r: bool, d: f32| {
-                                    keep_if(g * d, bottom == b && right == r)
-                                };
-                                q0[0] = pick(false, false, e0[0]);
-                                q0[1] = pick(false, true, e0[1]);
-                                q1[0] = pick(true, false, e1[0]);
-                                q1[1] = pick(true, true, e1[1]);
-                            }
+                        });
+                        if need_db {
+                            db[pi % c] += sum_f32(dxp);
                         }
-                    });
-                    if need_db {
-                        db[pi % c] += sum_f32(dxp);
                     }
-                }
-                db
+                    db
+                })
             })
             .collect()
     };

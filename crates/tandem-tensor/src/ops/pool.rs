@@ -15,7 +15,7 @@
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{cpu_f32, keep_if, with_f32};
+use super::cpu::{cpu_f32, keep_if, wide, with_f32};
 
 /// Planes per parallel task.
 const PLANES_PER_TASK: usize = 16;
@@ -51,19 +51,21 @@ pub(crate) fn forward(x: &[f32], planes: usize, h: usize, w: usize) -> Vec<f32> 
     y.par_chunks_mut(PLANES_PER_TASK * ho * wo)
         .zip(x.par_chunks(PLANES_PER_TASK * h * w))
         .for_each(|(y, x)| {
-            for (yp, xp) in y.chunks_exact_mut(ho * wo).zip(x.chunks_exact(h * w)) {
-                for (i, yrow) in yp.chunks_exact_mut(wo).enumerate() {
-                    let r0 = &xp[2 * i * w..][..2 * wo];
-                    let r1 = &xp[(2 * i + 1) * w..][..2 * wo];
-                    for ((yv, p0), p1) in yrow
-                        .iter_mut()
-                        .zip(r0.chunks_exact(2))
-                        .zip(r1.chunks_exact(2))
-                    {
-                        *yv = window_max(p0[0], p0[1], p1[0], p1[1]).0;
+            wide(|| {
+                for (yp, xp) in y.chunks_exact_mut(ho * wo).zip(x.chunks_exact(h * w)) {
+                    for (i, yrow) in yp.chunks_exact_mut(wo).enumerate() {
+                        let r0 = &xp[2 * i * w..][..2 * wo];
+                        let r1 = &xp[(2 * i + 1) * w..][..2 * wo];
+                        for ((yv, p0), p1) in yrow
+                            .iter_mut()
+                            .zip(r0.chunks_exact(2))
+                            .zip(r1.chunks_exact(2))
+                        {
+                            *yv = window_max(p0[0], p0[1], p1[0], p1[1]).0;
+                        }
                     }
                 }
-            }
+            })
         });
     y
 }
@@ -79,32 +81,34 @@ pub(crate) fn backward(x: &[f32], dy: &[f32], planes: usize, h: usize, w: usize)
         .zip(x.par_chunks(PLANES_PER_TASK * h * w))
         .zip(dy.par_chunks(PLANES_PER_TASK * ho * wo))
         .for_each(|((dx, x), dy)| {
-            for ((dxp, xp), dyp) in dx
-                .chunks_exact_mut(h * w)
-                .zip(x.chunks_exact(h * w))
-                .zip(dy.chunks_exact(ho * wo))
-            {
-                for (i, dyrow) in dyp.chunks_exact(wo).enumerate() {
-                    let (d0, d1) = dxp[2 * i * w..].split_at_mut(w);
-                    let (d0, d1) = (&mut d0[..2 * wo], &mut d1[..2 * wo]);
-                    let x0 = &xp[2 * i * w..][..2 * wo];
-                    let x1 = &xp[(2 * i + 1) * w..][..2 * wo];
-                    for (((q0, q1), (p0, p1)), &g) in d0
-                        .chunks_exact_mut(2)
-                        .zip(d1.chunks_exact_mut(2))
-                        .zip(x0.chunks_exact(2).zip(x1.chunks_exact(2)))
-                        .zip(dyrow)
-                    {
-                        let (_, bottom, right) = window_max(p0[0], p0[1], p1[0], p1[1]);
-                        // bit masks: no data-dependent branches
-                        let pick = |b: bool, r: bool| keep_if(g, bottom == b && right == r);
-                        q0[0] = pick(false, false);
-                        q0[1] = pick(false, true);
-                        q1[0] = pick(true, false);
-                        q1[1] = pick(true, true);
+            wide(|| {
+                for ((dxp, xp), dyp) in dx
+                    .chunks_exact_mut(h * w)
+                    .zip(x.chunks_exact(h * w))
+                    .zip(dy.chunks_exact(ho * wo))
+                {
+                    for (i, dyrow) in dyp.chunks_exact(wo).enumerate() {
+                        let (d0, d1) = dxp[2 * i * w..].split_at_mut(w);
+                        let (d0, d1) = (&mut d0[..2 * wo], &mut d1[..2 * wo]);
+                        let x0 = &xp[2 * i * w..][..2 * wo];
+                        let x1 = &xp[(2 * i + 1) * w..][..2 * wo];
+                        for (((q0, q1), (p0, p1)), &g) in d0
+                            .chunks_exact_mut(2)
+                            .zip(d1.chunks_exact_mut(2))
+                            .zip(x0.chunks_exact(2).zip(x1.chunks_exact(2)))
+                            .zip(dyrow)
+                        {
+                            let (_, bottom, right) = window_max(p0[0], p0[1], p1[0], p1[1]);
+                            // bit masks: no data-dependent branches
+                            let pick = |b: bool, r: bool| keep_if(g, bottom == b && right == r);
+                            q0[0] = pick(false, false);
+                            q0[1] = pick(false, true);
+                            q1[0] = pick(true, false);
+                            q1[1] = pick(true, true);
+                        }
                     }
                 }
-            }
+            })
         });
     dx
 }
