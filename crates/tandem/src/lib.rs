@@ -40,10 +40,12 @@
 
 pub mod config;
 mod error;
+pub mod predict;
 pub mod run;
 
 pub use config::{DataConfig, RunConfig};
 pub use error::{Error, Result};
+pub use predict::{FaceBox, Prediction, Predictor};
 
 pub use tandem_data as data;
 pub use tandem_heads as heads;
@@ -54,6 +56,7 @@ pub use tandem_train as train;
 
 /// Everything a training script usually needs.
 pub mod prelude {
+    pub use crate::{Predictor, RunConfig};
     pub use candle_core::{DType, Device, Tensor};
     pub use candle_nn::{VarBuilder, VarMap};
     pub use std::sync::Arc;
@@ -64,3 +67,8 @@ pub mod prelude {
     pub use tandem_tensor::{seeded_var_builder, Target, TaskMap};
     pub use tandem_train::{Equal, Static, TrainConfig, Trainer, Weighting};
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
