@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
     /// An MTFL data folder (training.txt, optional testing.txt, images). Without it, the run
-    /// trains on SynthFaces generated from the config's [data] section.
+    /// trains on SynthFaces generated as the config's data section says.
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
     /// Output folder (created; existing files in it are replaced).
