@@ -20,7 +20,7 @@ fn train(
     // `Sharing` builds any strategy from configuration (`sharing = { kind = "soft" }` in TOML).
     let net = sharing.build(&TcdcnConfig::default(), &tasks, vb)?;
     let config = TrainConfig {
-        epochs: 4,
+        epochs: 3,
         batch_size: 32,
         seed: 7,
         ..Default::default()
@@ -33,7 +33,7 @@ fn train(
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let faces = SynthConfig {
-        len: 1000,
+        len: 800,
         ..Default::default()
     };
     let data: Arc<dyn Dataset> = Arc::new(SynthFaces::try_new(faces, 7)?);
