@@ -74,12 +74,34 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
     }
-    if let Some(d) = &args.data {
-        bail!(
-            "real MTFL data ({}) is not supported by this build of xtask yet",
-            d.display()
-        );
-    }
+    // Real data is parsed and checked (and its cache built) before any training starts, so a
+    // malformed annotation line fails at once, naming its file, line and field.
+    let mtfl = match &args.data {
+        Some(d) => {
+            let size = experiments
+                .first()
+                .and_then(|e| e.variants.first())
+                .map(|v| v.config.model.input_size)
+                .unwrap_or(40);
+            if let Some(v) = experiments
+                .iter()
+                .flat_map(|e| &e.variants)
+                .find(|v| v.config.model.input_size != size)
+            {
+                bail!(
+                    "variant {} uses input_size {}; real data is prepared for one size ({size})",
+                    v.key,
+                    v.config.model.input_size
+                );
+            }
+            let t = Instant::now();
+            let m = RunData::open_mtfl(d, size)
+                .map_err(|e| anyhow::anyhow!("error: {e}"))?;
+            println!("loaded MTFL from {} in {:.1} s", d.display(), t.elapsed().as_secs_f64());
+            Some(m)
+        }
+        None => None,
+    };
     std::fs::create_dir_all(args.out.join("config"))
         .with_context(|| format!("creating {}", args.out.display()))?;
     let device = Device::Cpu;
@@ -95,7 +117,10 @@ pub fn run(args: Args) -> Result<()> {
             std::fs::write(&cfg_path, v.config.to_toml()?)
                 .with_context(|| format!("writing {}", cfg_path.display()))?;
             let t0 = Instant::now();
-            let data = RunData::synthetic(&v.config, v.config.train.seed)?;
+            let data = match &mtfl {
+                Some(m) => RunData::mtfl(m, &v.config, v.config.train.seed)?,
+                None => RunData::synthetic(&v.config, v.config.train.seed)?,
+            };
             let label = format!("{}/{}", e.name, v.key);
             let epochs = v.config.train.epochs;
             let progress_t0 = Instant::now();
@@ -114,7 +139,7 @@ pub fn run(args: Args) -> Result<()> {
                 report::summary(&out.report)
             );
             timings.add(&e.name, &v.key, secs);
-            results.add(e, &v.key, out.report);
+            results.add(e, &v.key, out.report, out.test);
         }
     }
     let total = started.elapsed().as_secs_f64();

@@ -9,12 +9,17 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use tandem::tensor::TaskMap;
 use tandem_heads::MetricValues;
 use tandem_train::{EpochRecord, History, Report};
 
 #[derive(Serialize)]
 struct VariantResult {
+    /// Test metrics when the data has a test split, else validation metrics.
     tasks: BTreeMap<String, MetricValues>,
+    /// Validation metrics, when `tasks` holds test metrics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    val_tasks: Option<BTreeMap<String, MetricValues>>,
     best_epoch: usize,
     history: History,
 }
@@ -31,25 +36,25 @@ pub struct Results {
 }
 
 impl Results {
-    /// Records variant `key` of `e`.
-    pub fn add(&mut self, e: &Experiment, key: &str, report: Report) {
-        let tasks = report
-            .best
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
-        self.experiments
-            .entry(e.name.clone())
-            .or_default()
-            .variants
-            .insert(
-                key.to_string(),
-                VariantResult {
-                    tasks,
-                    best_epoch: report.best_epoch,
-                    history: report.history,
-                },
-            );
+    /// Records variant `key` of `e`: test metrics when there is a test split, else validation.
+    pub fn add(&mut self, e: &Experiment, key: &str, report: Report, test: Option<TaskMap<MetricValues>>) {
+        let to_map = |m: &TaskMap<MetricValues>| -> BTreeMap<String, MetricValues> {
+            m.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        };
+        let val = to_map(&report.best);
+        let (tasks, val_tasks) = match &test {
+            Some(t) => (to_map(t), Some(val)),
+            None => (val, None),
+        };
+        self.experiments.entry(e.name.clone()).or_default().variants.insert(
+            key.to_string(),
+            VariantResult {
+                tasks,
+                val_tasks,
+                best_epoch: report.best_epoch,
+                history: report.history,
+            },
+        );
     }
 
     /// Writes `metrics.json` and `REPORT.md` into `out`.
