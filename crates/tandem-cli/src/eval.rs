@@ -1,10 +1,12 @@
 //! `tandem eval`: per-task loss and metrics of a checkpoint.
-use crate::train::open_mtfl;
+use crate::train::{by_task, open_mtfl};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use std::path::PathBuf;
 use tandem::data::Dataset;
+use tandem::heads::MetricValues;
 use tandem::run::RunData;
+use tandem::tensor::TaskMap;
 use tandem::train::Evaluation;
 use tandem::Predictor;
 
@@ -22,6 +24,17 @@ pub struct Args {
     /// Print the metrics as JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// A per-task table of metrics.
+pub fn metrics_table(metrics: &TaskMap<MetricValues>) -> String {
+    let mut s = String::from("| task | metric | value |\n|---|---|---|\n");
+    for (task, m) in metrics.iter() {
+        for (k, v) in m {
+            s.push_str(&format!("| {task} | {k} | {v:.2} |\n"));
+        }
+    }
+    s
 }
 
 /// A per-task table of an evaluation: loss and every metric.
@@ -71,10 +84,14 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
     if args.json {
-        let v = serde_json::json!({ "data": what, "losses": eval.losses, "metrics": eval.metrics });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        let v = serde_json::json!({
+            "data": what,
+            "losses": by_task(&eval.losses)?,
+            "metrics": by_task(&eval.metrics)?,
+        });
+        crate::output::outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("{what}\n\n{}", table(&eval));
+        crate::output::outln!("{what}\n\n{}", table(&eval));
     }
     Ok(())
 }

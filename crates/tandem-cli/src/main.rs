@@ -15,6 +15,7 @@
 mod draw;
 mod eval;
 mod labels;
+mod output;
 mod plot;
 mod predict;
 mod progress;

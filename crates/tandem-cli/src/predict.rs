@@ -126,9 +126,9 @@ pub fn run(args: Args) -> Result<()> {
     for (i, ((path, image), p)) in args.images.iter().zip(&images).zip(&preds).enumerate() {
         if args.json {
             let v = serde_json::json!({ "image": path, "prediction": p });
-            println!("{}", serde_json::to_string(&v)?);
+            crate::output::outln!("{}", serde_json::to_string(&v)?);
         } else {
-            print!("{}", text(path, p));
+            crate::output::print(&text(path, p));
         }
         if let Some(out) = &args.draw {
             let target = draw_path(out, i, images.len());

@@ -101,7 +101,7 @@ pub fn run(args: Args) -> Result<()> {
     bar.finish_and_clear();
     let ann = args.out.join("training.txt");
     std::fs::write(&ann, text).with_context(|| format!("cannot write {}", ann.display()))?;
-    println!(
+    crate::output::outln!(
         "wrote {} faces ({}x{} PNG, seed {}) to {} and {}/",
         args.n,
         args.size,

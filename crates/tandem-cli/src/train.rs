@@ -2,9 +2,11 @@
 //!
 //! ```text
 //! OUT/config.toml          the resolved configuration
-//! OUT/checkpoint/          model.safetensors + meta.json (the config again, as JSON)
+//! OUT/checkpoint/          the best validation epoch: model.safetensors + meta.json (with the
+//!                          config, as JSON)
 //! OUT/history.json         per-epoch losses, metrics, task weights
-//! OUT/metrics.json         best validation epoch and its metrics (and MTFL test metrics)
+//! OUT/metrics.json         best validation epoch and its metrics (and MTFL test metrics of
+//!                          that epoch)
 //! OUT/loss.svg             training and validation loss per task
 //! OUT/metrics.svg          validation metric per task
 //! OUT/weights.svg          the weight each task's loss received
@@ -14,9 +16,10 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tandem::data::{Dataset, Mtfl, MtflOptions};
+use tandem::data::{Dataset, Mtfl};
 use tandem::run::RunData;
 use tandem::tensor::checkpoint::{self, CheckpointMeta};
+use tandem::tensor::TaskMap;
 use tandem::RunConfig;
 
 /// Arguments of `tandem train`.
@@ -58,11 +61,7 @@ pub fn load_config(path: Option<&Path>) -> Result<RunConfig> {
 /// Opens an MTFL folder at the model's input size, with a spinner.
 pub fn open_mtfl(dir: &Path, cfg: &RunConfig) -> Result<Mtfl> {
     let spin = progress::spinner(&format!("loading MTFL faces from {}", dir.display()));
-    let options = MtflOptions {
-        model_size: cfg.model.input_size,
-        ..MtflOptions::default()
-    };
-    let mtfl = Mtfl::open(dir, options)
+    let mtfl = RunData::open_mtfl(dir, cfg.model.input_size)
         .with_context(|| format!("cannot load the MTFL data folder {}", dir.display()))?;
     spin.finish_and_clear();
     tracing::info!(
@@ -78,22 +77,11 @@ pub fn open_mtfl(dir: &Path, cfg: &RunConfig) -> Result<Mtfl> {
 }
 
 /// The run's data: SynthFaces, or a seeded train/validation split of an MTFL folder (with the
-/// training crop as transform).
+/// training crop as transform) and its test faces.
 fn run_data(cfg: &RunConfig, mtfl: Option<&Mtfl>) -> Result<RunData> {
-    let seed = cfg.train.seed;
-    let Some(mtfl) = mtfl else {
-        return Ok(RunData::synthetic(cfg, seed)?);
-    };
-    let (train, val) = mtfl.split(1.0 - cfg.data.val_fraction, seed)?;
-    let train = if cfg.data.train_size > 0 {
-        train.take(cfg.data.train_size)
-    } else {
-        train
-    };
-    Ok(RunData {
-        train: Arc::new(train),
-        val: Arc::new(val),
-        transform: Some(mtfl.train_transform()),
+    Ok(match mtfl {
+        None => RunData::synthetic(cfg, cfg.train.seed)?,
+        Some(m) => RunData::mtfl(m, cfg, cfg.train.seed)?,
     })
 }
 
@@ -164,12 +152,12 @@ pub fn run(args: Args) -> Result<()> {
     }
     let output = output?;
     let report = &output.report;
-    let epochs = report.history.epochs.len();
 
     let ckpt = out.join("checkpoint");
+    // The variables are those of the best validation epoch (`report.best_epoch`, 0-based).
     let meta = CheckpointMeta::new(
-        (epochs * steps_per_epoch) as u64,
-        epochs,
+        ((report.best_epoch + 1) * steps_per_epoch) as u64,
+        report.best_epoch + 1,
         cfg.train.seed,
         serde_json::to_value(&cfg)?,
     );
@@ -180,26 +168,38 @@ pub fn run(args: Args) -> Result<()> {
         "main_task": report.main_task,
         "main_metric": report.main_metric,
         "best_epoch": report.best_epoch,
-        "validation": report.best,
-        "last_epoch": report.history.epochs.last().map(|r| &r.val_metrics),
+        "validation": by_task(&report.best)?,
+        "last_epoch": report.history.epochs.last().map(|r| by_task(&r.val_metrics)).transpose()?,
     });
-    if let Some(test) = mtfl.as_ref().and_then(|m| m.test()) {
-        // Test faces are already at the model size: no transform.
-        let predictor = tandem::Predictor::load(&ckpt, &device)?;
-        let eval = predictor.evaluate(test.as_ref(), None)?;
-        println!("test split ({} faces):\n{}", test.len(), eval::table(&eval));
-        metrics["test"] = serde_json::to_value(&eval.metrics)?;
+    if let Some(test) = &output.test {
+        metrics["test"] = by_task(test)?;
     }
     write_json(&out.join("metrics.json"), &metrics)?;
     plot::write_all(out, &report.history).context("cannot write the plots")?;
 
-    println!("{}", report.table());
-    println!(
-        "wrote {} (checkpoint of the last epoch), history.json, metrics.json and plots to {}",
+    crate::output::outln!("{}", report.table());
+    if let (Some(test), Some(faces)) = (&output.test, &data.test) {
+        crate::output::outln!(
+            "test split ({} faces, scored once with the best validation epoch):\n\n{}",
+            faces.len(),
+            eval::metrics_table(test)
+        );
+    }
+    crate::output::outln!(
+        "wrote {} (the best validation epoch), history.json, metrics.json and plots to {}",
         ckpt.display(),
         out.display()
     );
     Ok(())
+}
+
+/// A task map as a JSON object keyed by task name.
+pub fn by_task<T: serde::Serialize>(map: &TaskMap<T>) -> Result<serde_json::Value> {
+    let mut object = serde_json::Map::new();
+    for (task, v) in map.iter() {
+        object.insert(task.to_string(), serde_json::to_value(v)?);
+    }
+    Ok(serde_json::Value::Object(object))
 }
 
 fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
