@@ -42,7 +42,7 @@ impl History {
             let Some(v) = r.val_metrics.get(task).and_then(|m| m.get(metric)).copied() else {
                 continue;
             };
-            if best.map_or(true, |(_, b)| v < b) {
+            if best.is_none_or(|(_, b)| v < b) {
                 best = Some((r.epoch, v));
             }
         }

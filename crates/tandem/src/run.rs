@@ -73,6 +73,9 @@ impl RunData {
     }
 }
 
+/// The validation metric of an epoch and a copy of its variables, by name.
+type Snapshot = (f64, Vec<(String, Tensor)>);
+
 /// What a run produced.
 pub struct RunOutput {
     /// Validation metrics and history.
@@ -102,15 +105,20 @@ pub fn train(
         None => return Err(crate::Error::config("tasks", "no main task")),
     };
     // The best epoch's variables, copied when the validation main metric improves.
-    let best: Arc<Mutex<Option<(f64, Vec<(String, Tensor)>)>>> = Arc::new(Mutex::new(None));
+    let best: Arc<Mutex<Option<Snapshot>>> = Arc::new(Mutex::new(None));
     let (best_cb, vars_cb) = (best.clone(), vars.clone());
     let mut trainer = Trainer::new(cfg.train.clone())
         .weighting_boxed(weighting)
-        .stopper(cfg.stopper.clone())
+        .stopper(cfg.stopper)
         .device(device.clone())
         .on_epoch(move |r| {
             on_epoch(r);
-            let Some(v) = r.val_metrics.get(&main).and_then(|m| m.get(&metric)).copied() else {
+            let Some(v) = r
+                .val_metrics
+                .get(&main)
+                .and_then(|m| m.get(&metric))
+                .copied()
+            else {
                 return;
             };
             if let Ok(mut b) = best_cb.lock() {
