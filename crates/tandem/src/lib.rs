@@ -16,6 +16,11 @@
 //! | [`data`] | `Dataset`, SynthFaces, MTFL, batching |
 //! | [`train`] | `Trainer`, weightings, stoppers, optimizers, history |
 //!
+//! The facade's own items: [`RunConfig`], the one TOML schema of a run (shared by the `tandem`
+//! command line and the experiments); [`run::train`], which builds, trains and scores a
+//! configured run; and [`Predictor`], which rebuilds a trained model from its checkpoint folder
+//! and predicts landmarks and attributes of images.
+//!
 //! ```no_run
 //! use tandem::prelude::*;
 //!
