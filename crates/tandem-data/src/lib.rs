@@ -31,3 +31,8 @@ pub use error::{DataError, Result};
 pub use mtfl::{Mtfl, MtflOptions};
 pub use sample::{GrayImage, Label, Sample};
 pub use synth::{Attributes, FaceParams, SynthConfig, SynthFaces, POSE_YAW_DEG};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -35,3 +35,8 @@ pub use task_set::TaskSet;
 
 /// Re-exported so users of this crate alone can build targets.
 pub use tandem_tensor::Target;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -4,7 +4,7 @@
 //!
 //! - [`Backbone`]: a feature extractor made of *stages*, so that sharing strategies can tie or
 //!   mix the activations between stages (soft sharing, cross-stitch units).
-//! - [`Conv2d`], [`Activation`], [`max_pool2x2`](tandem_tensor::ops::max_pool2x2): the trunk's
+//! - [`Conv2d`], [`Activation`], [`max_pool2x2`]: the trunk's
 //!   layers, running on tandem's CPU kernels by default ([`KernelBackend::Tandem`]).
 //! - [`Tcdcn`]: the TCDCN trunk of Zhang et al. (ECCV 2014) for 40×40 grayscale faces.
 //! - [`CrossStitchUnit`]: a learnable `T×T` mix of task columns' activations (Misra et al.
@@ -39,3 +39,8 @@ pub use cross_stitch::{initial_alpha, CrossStitchUnit};
 pub use error::{LayerError, Result};
 pub use tandem_tensor::ops::{max_pool2x2, Backend as KernelBackend};
 pub use tcdcn::{torch_linear, Tcdcn, TcdcnConfig};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -56,3 +56,8 @@ pub use hard::HardSharing;
 pub use independent::Independent;
 pub use net::{MultiTaskNet, NetOutput, ParamGroups};
 pub use soft::{SoftConfig, SoftSharing, TieMode};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

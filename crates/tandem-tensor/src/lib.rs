@@ -43,3 +43,8 @@ pub use init::{hash_seed, seeded_var_builder, SeededBackend};
 pub use target::Target;
 pub use task_map::TaskMap;
 pub use vars::{select_vars, sorted_vars};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -21,6 +21,14 @@ pub enum Error {
     /// From tandem-train.
     #[error(transparent)]
     Train(#[from] tandem_train::TrainError),
+    /// An image that cannot be read or decoded.
+    #[error("{}: {reason}", path.display())]
+    Image {
+        /// The image file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A configuration key with an impossible value.
     #[error("config: {key}: {reason}")]
     Config {

@@ -16,6 +16,11 @@
 //! | [`data`] | `Dataset`, SynthFaces, MTFL, batching |
 //! | [`train`] | `Trainer`, weightings, stoppers, optimizers, history |
 //!
+//! The facade's own items: [`RunConfig`], the one TOML schema of a run (shared by the `tandem`
+//! command line and the experiments); [`run::train`], which builds, trains and scores a
+//! configured run; and [`Predictor`], which rebuilds a trained model from its checkpoint folder
+//! and predicts landmarks and attributes of images.
+//!
 //! ```no_run
 //! use tandem::prelude::*;
 //!
@@ -40,10 +45,12 @@
 
 pub mod config;
 mod error;
+pub mod predict;
 pub mod run;
 
 pub use config::{DataConfig, RunConfig};
 pub use error::{Error, Result};
+pub use predict::{FaceBox, Prediction, Predictor};
 
 pub use tandem_data as data;
 pub use tandem_heads as heads;
@@ -54,6 +61,7 @@ pub use tandem_train as train;
 
 /// Everything a training script usually needs.
 pub mod prelude {
+    pub use crate::{Predictor, RunConfig};
     pub use candle_core::{DType, Device, Tensor};
     pub use candle_nn::{VarBuilder, VarMap};
     pub use std::sync::Arc;
@@ -64,3 +72,8 @@ pub mod prelude {
     pub use tandem_tensor::{seeded_var_builder, Target, TaskMap};
     pub use tandem_train::{Equal, Static, TrainConfig, Trainer, Weighting};
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

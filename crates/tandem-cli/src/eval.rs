@@ -1,0 +1,97 @@
+//! `tandem eval`: per-task loss and metrics of a checkpoint.
+use crate::train::{by_task, open_mtfl};
+use anyhow::{Context, Result};
+use candle_core::Device;
+use std::path::PathBuf;
+use tandem::data::Dataset;
+use tandem::heads::MetricValues;
+use tandem::run::RunData;
+use tandem::tensor::TaskMap;
+use tandem::train::Evaluation;
+use tandem::Predictor;
+
+/// Arguments of `tandem eval`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Checkpoint folder written by `tandem train` (OUT/checkpoint).
+    #[arg(long, value_name = "DIR")]
+    checkpoint: PathBuf,
+    /// An MTFL data folder. Its test faces (testing.txt) are scored when present, else every
+    /// face of training.txt (centred on its landmarks, as validation faces are). Without
+    /// --data, the checkpoint's own SynthFaces validation split is scored.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Print the metrics as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A per-task table of metrics.
+pub fn metrics_table(metrics: &TaskMap<MetricValues>) -> String {
+    let mut s = String::from("| task | metric | value |\n|---|---|---|\n");
+    for (task, m) in metrics.iter() {
+        for (k, v) in m {
+            s.push_str(&format!("| {task} | {k} | {v:.2} |\n"));
+        }
+    }
+    s
+}
+
+/// A per-task table of an evaluation: loss and every metric.
+pub fn table(eval: &Evaluation) -> String {
+    let mut s = String::from("| task | loss | metric | value |\n|---|---|---|---|\n");
+    for (task, metrics) in eval.metrics.iter() {
+        let loss = eval.losses.get(task).copied().unwrap_or(f64::NAN);
+        for (k, v) in metrics {
+            s.push_str(&format!("| {task} | {loss:.4} | {k} | {v:.2} |\n"));
+        }
+    }
+    s
+}
+
+/// Runs `tandem eval`.
+pub fn run(args: Args) -> Result<()> {
+    let device = Device::Cpu;
+    let predictor = Predictor::load(&args.checkpoint, &device).with_context(|| {
+        format!(
+            "cannot load the checkpoint {} (a folder with model.safetensors and meta.json)",
+            args.checkpoint.display()
+        )
+    })?;
+    let cfg = predictor.config().clone();
+    let (what, eval) = match &args.data {
+        None => {
+            let data = RunData::synthetic(&cfg, cfg.train.seed)?;
+            let what = format!("{} SynthFaces validation faces", data.val.len());
+            (what, predictor.evaluate(data.val.as_ref(), None)?)
+        }
+        Some(dir) => {
+            let mtfl = open_mtfl(dir, &cfg)?;
+            match mtfl.test() {
+                // Test faces are already at the model size: no transform.
+                Some(test) => (
+                    format!("{} test faces of {}", test.len(), dir.display()),
+                    predictor.evaluate(test.as_ref(), None)?,
+                ),
+                None => {
+                    let all = mtfl.train();
+                    (
+                        format!("{} faces of {}/training.txt", all.len(), dir.display()),
+                        predictor.evaluate(all.as_ref(), Some(mtfl.train_transform()))?,
+                    )
+                }
+            }
+        }
+    };
+    if args.json {
+        let v = serde_json::json!({
+            "data": what,
+            "losses": by_task(&eval.losses)?,
+            "metrics": by_task(&eval.metrics)?,
+        });
+        crate::output::outln!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        crate::output::outln!("{what}\n\n{}", table(&eval));
+    }
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! `tandem train`: one configured training run, written to an output folder.
+//!
+//! ```text
+//! OUT/config.toml          the resolved configuration
+//! OUT/checkpoint/          the best validation epoch: model.safetensors + meta.json (with the
+//!                          config, as JSON)
+//! OUT/history.json         per-epoch losses, metrics, task weights
+//! OUT/metrics.json         best validation epoch and its metrics (and MTFL test metrics of
+//!                          that epoch)
+//! OUT/loss.svg             training and validation loss per task
+//! OUT/metrics.svg          validation metric per task
+//! OUT/weights.svg          the weight each task's loss received
+//! ```
+use crate::{eval, plot, progress};
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tandem::data::{Dataset, Mtfl};
+use tandem::run::RunData;
+use tandem::tensor::checkpoint::{self, CheckpointMeta};
+use tandem::tensor::TaskMap;
+use tandem::RunConfig;
+
+/// Arguments of `tandem train`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Run configuration (TOML; see configs/example.toml). Without it, the built-in defaults.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// An MTFL data folder (training.txt, optional testing.txt, images). Without it, the run
+    /// trains on SynthFaces generated as the config's data section says.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Output folder (created; existing files in it are replaced).
+    #[arg(long, short, value_name = "DIR", default_value = "runs/train")]
+    out: PathBuf,
+    /// Resume from the checkpoint folder of an earlier run.
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
+    /// Override the number of epochs (train.epochs).
+    #[arg(long, value_name = "N")]
+    epochs: Option<usize>,
+    /// Override the seed (train.seed).
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+}
+
+/// Reads and validates the run configuration.
+pub fn load_config(path: Option<&Path>) -> Result<RunConfig> {
+    match path {
+        None => Ok(RunConfig::default()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the config file {}", p.display()))?;
+            Ok(RunConfig::from_toml(&text, &p.display().to_string())?)
+        }
+    }
+}
+
+/// Opens an MTFL folder at the model's input size, with a spinner.
+pub fn open_mtfl(dir: &Path, cfg: &RunConfig) -> Result<Mtfl> {
+    let spin = progress::spinner(&format!("loading MTFL faces from {}", dir.display()));
+    let mtfl = RunData::open_mtfl(dir, cfg.model.input_size)
+        .with_context(|| format!("cannot load the MTFL data folder {}", dir.display()))?;
+    spin.finish_and_clear();
+    tracing::info!(
+        "loaded {} training faces{} from {} (cache: {:?})",
+        mtfl.train_split().records.len(),
+        mtfl.test_split()
+            .map(|t| format!(" and {} test faces", t.records.len()))
+            .unwrap_or_default(),
+        dir.display(),
+        mtfl.train_split().cache
+    );
+    Ok(mtfl)
+}
+
+/// The run's data: SynthFaces, or a seeded train/validation split of an MTFL folder (with the
+/// training crop as transform) and its test faces.
+fn run_data(cfg: &RunConfig, mtfl: Option<&Mtfl>) -> Result<RunData> {
+    Ok(match mtfl {
+        None => RunData::synthetic(cfg, cfg.train.seed)?,
+        Some(m) => RunData::mtfl(m, cfg, cfg.train.seed)?,
+    })
+}
+
+/// Runs `tandem train`.
+pub fn run(args: Args) -> Result<()> {
+    let mut cfg = load_config(args.config.as_deref())?;
+    if let Some(e) = args.epochs {
+        cfg.train.epochs = e;
+    }
+    if let Some(s) = args.seed {
+        cfg.train.seed = s;
+    }
+    cfg.validate()?;
+    if let Some(r) = &args.resume {
+        bail!(
+            "--resume {}: resuming is not available in this build (the trainer cannot yet \
+             restore optimizer state); start a new run instead",
+            r.display()
+        );
+    }
+    let out = &args.out;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create the output folder {}", out.display()))?;
+    std::fs::write(out.join("config.toml"), cfg.to_toml()?)
+        .with_context(|| format!("cannot write to {}", out.display()))?;
+
+    let mtfl = match &args.data {
+        Some(dir) => Some(open_mtfl(dir, &cfg)?),
+        None => None,
+    };
+    let data = run_data(&cfg, mtfl.as_ref())?;
+    tracing::info!(
+        "training {} on {} faces, validating on {} ({} sharing, {} epochs, seed {})",
+        cfg.tasks.join("+"),
+        data.train.len(),
+        data.val.len(),
+        cfg.sharing.key(),
+        cfg.train.epochs,
+        cfg.train.seed
+    );
+
+    let tasks = cfg.task_set();
+    let main = tasks
+        .main()
+        .map(|t| (t.name().to_string(), t.primary_metric().to_string()))
+        .unwrap_or_default();
+    let batch = cfg.train.batch_size;
+    let steps_per_epoch = if data.train.len() >= batch {
+        data.train.len() / batch
+    } else {
+        1
+    };
+    let bar = Arc::new(Mutex::new(progress::TrainProgress::new(
+        cfg.train.epochs,
+        steps_per_epoch,
+        batch.min(data.train.len()),
+        main,
+    )));
+    let cb = bar.clone();
+    let device = Device::Cpu;
+    let output = tandem::run::train(&cfg, &data, &device, move |r| {
+        if let Ok(mut b) = cb.lock() {
+            b.epoch(r);
+        }
+    });
+    if let Ok(b) = bar.lock() {
+        b.finish();
+    }
+    let output = output?;
+    let report = &output.report;
+
+    let ckpt = out.join("checkpoint");
+    // The variables are those of the best validation epoch (`report.best_epoch`, 0-based).
+    let meta = CheckpointMeta::new(
+        ((report.best_epoch + 1) * steps_per_epoch) as u64,
+        report.best_epoch + 1,
+        cfg.train.seed,
+        serde_json::to_value(&cfg)?,
+    );
+    checkpoint::save(&ckpt, &output.vars, &meta)?;
+    write_json(&out.join("history.json"), &report.history)?;
+
+    let mut metrics = serde_json::json!({
+        "main_task": report.main_task,
+        "main_metric": report.main_metric,
+        "best_epoch": report.best_epoch,
+        "validation": by_task(&report.best)?,
+        "last_epoch": report.history.epochs.last().map(|r| by_task(&r.val_metrics)).transpose()?,
+    });
+    if let Some(test) = &output.test {
+        metrics["test"] = by_task(test)?;
+    }
+    write_json(&out.join("metrics.json"), &metrics)?;
+    plot::write_all(out, &report.history).context("cannot write the plots")?;
+
+    crate::output::outln!("{}", report.table());
+    if let (Some(test), Some(faces)) = (&output.test, &data.test) {
+        crate::output::outln!(
+            "test split ({} faces, scored once with the best validation epoch):\n\n{}",
+            faces.len(),
+            eval::metrics_table(test)
+        );
+    }
+    crate::output::outln!(
+        "wrote {} (the best validation epoch), history.json, metrics.json and plots to {}",
+        ckpt.display(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// A task map as a JSON object keyed by task name.
+pub fn by_task<T: serde::Serialize>(map: &TaskMap<T>) -> Result<serde_json::Value> {
+    let mut object = serde_json::Map::new();
+    for (task, v) in map.iter() {
+        object.insert(task.to_string(), serde_json::to_value(v)?);
+    }
+    Ok(serde_json::Value::Object(object))
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
