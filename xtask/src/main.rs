@@ -32,6 +32,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    tandem::run::init_cpu_threads();
     match Cli::parse().command {
         Command::Reproduce(args) => reproduce::run(args),
         Command::Bench(args) => bench::bench(&args),

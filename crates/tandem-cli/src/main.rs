@@ -48,6 +48,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    tandem::run::init_cpu_threads();
     let cli = Cli::parse();
     progress::init_logging();
     let result = match cli.command {

@@ -60,6 +60,11 @@ impl Conv2d {
         &self.bias
     }
 
+    /// The convolution without its bias (`bias` is added by a fused bias + activation op).
+    pub fn forward_no_bias(&self, x: &Tensor) -> Result<Tensor> {
+        ops::conv2d(x, &self.weight, None, self.padding, self.backend)
+    }
+
     /// Applies the convolution.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         ops::conv2d(

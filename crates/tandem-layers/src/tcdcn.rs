@@ -14,9 +14,9 @@
 //! Parameter names: `<prefix>.conv{1..4}.{weight,bias}`, `<prefix>.fc.{weight,bias}`.
 use crate::{Activation, Backbone, Conv2d, LayerError, Result};
 use candle_core::Tensor;
-use candle_nn::{Linear, Module, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
-use tandem_tensor::ops::{max_pool2x2, Backend};
+use tandem_tensor::ops::{bias_act, bias_act_pool2x2, Backend};
 
 /// Configuration of the [`Tcdcn`] trunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,18 +180,25 @@ impl Backbone for Tcdcn {
     }
 
     fn forward_stage(&self, k: usize, x: &Tensor, _train: bool) -> candle_core::Result<Tensor> {
-        let act = self.config.activation;
+        let (act, be) = (self.config.activation, self.config.kernels_backend);
         match k {
-            0 if self.config.standardize => max_pool2x2(
-                &act.apply(&self.convs[0].forward(&standardize(x)?)?)?,
-                self.config.kernels_backend,
-            ),
-            0..=2 => max_pool2x2(
-                &act.apply(&self.convs[k].forward(x)?)?,
-                self.config.kernels_backend,
-            ),
-            3 => act.apply(&self.convs[3].forward(x)?),
-            4 => act.apply(&self.fc.forward(&x.flatten_from(1)?)?),
+            0..=2 => {
+                let x = if k == 0 && self.config.standardize {
+                    standardize(x)?
+                } else {
+                    x.clone()
+                };
+                let z = self.convs[k].forward_no_bias(&x)?;
+                bias_act_pool2x2(&z, Some(self.convs[k].bias()), act, be)
+            }
+            3 => {
+                let z = self.convs[3].forward_no_bias(x)?;
+                bias_act(&z, Some(self.convs[3].bias()), act, be)
+            }
+            4 => {
+                let z = x.flatten_from(1)?.matmul(&self.fc.weight().t()?)?;
+                bias_act(&z, self.fc.bias(), act, be)
+            }
             _ => candle_core::bail!("Tcdcn has 5 stages, asked for stage {k}"),
         }
     }

@@ -158,3 +158,13 @@ pub fn train(
     };
     Ok(RunOutput { report, test, vars })
 }
+
+/// Runs candle's own element-wise operations on the calling thread (`CANDLE_NUM_THREADS=1`)
+/// unless the variable is already set. On a few cores its spin-waiting pool costs more than it
+/// saves (~30 % of a TCDCN step on 2 cores, see docs/performance.md); tandem's kernels and the
+/// GEMMs keep using rayon's pool. Call it at the start of `main`, before any tensor work.
+pub fn init_cpu_threads() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+}
