@@ -1,10 +1,10 @@
 //! Running one configured training: data, model, weighting, trainer.
-use crate::{Result, RunConfig};
+use crate::{Error, Result, RunConfig};
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use std::sync::Arc;
 use tandem_data::{Dataset, Subset, SynthFaces, Transform};
-use tandem_train::{EpochRecord, Report, Trainer};
+use tandem_train::{CheckpointConfig, EpochRecord, Report, Trainer};
 
 /// The data of one run.
 #[derive(Clone)]
@@ -42,11 +42,45 @@ pub struct RunOutput {
     pub vars: VarMap,
 }
 
+/// Checkpointing and resume of one run (see [`train_with`]).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Write checkpoints as configured (`None`: none). When its `model_config` is `null`, the
+    /// run's [`RunConfig`] is stored in every checkpoint's `meta.json`.
+    pub checkpoints: Option<CheckpointConfig>,
+    /// Continue from the newest valid checkpoint of `checkpoints.dir` when there is one (a run
+    /// without one starts afresh; a finished run returns its report without training).
+    pub resume: bool,
+}
+
 /// Builds the model of `cfg`, trains it on `data` and returns the report.
 pub fn train(
     cfg: &RunConfig,
     data: &RunData,
     device: &Device,
+    on_epoch: impl FnMut(&EpochRecord) + Send + 'static,
+) -> Result<RunOutput> {
+    train_with(cfg, data, device, &RunOptions::default(), on_epoch)
+}
+
+/// [`train`] with checkpoints and resume.
+///
+/// ```no_run
+/// # fn f(cfg: &tandem::RunConfig, data: &tandem::run::RunData) -> tandem::Result<()> {
+/// use tandem::run::{train_with, RunOptions};
+/// use tandem::train::CheckpointConfig;
+/// let options = RunOptions {
+///     checkpoints: Some(CheckpointConfig::new("out/variant-a/checkpoints").every_steps(500)),
+///     resume: true,
+/// };
+/// let out = train_with(cfg, data, &candle_core::Device::Cpu, &options, |_| {})?;
+/// # Ok(()) }
+/// ```
+pub fn train_with(
+    cfg: &RunConfig,
+    data: &RunData,
+    device: &Device,
+    options: &RunOptions,
     on_epoch: impl FnMut(&EpochRecord) + Send + 'static,
 ) -> Result<RunOutput> {
     cfg.validate()?;
@@ -57,11 +91,21 @@ pub fn train(
     let weighting = cfg.weighting.build(&tasks, vb)?;
     let mut trainer = Trainer::new(cfg.train.clone())
         .weighting_boxed(weighting)
-        .stopper(cfg.stopper.clone())
+        .stopper(cfg.stopper)
         .device(device.clone())
         .on_epoch(on_epoch);
     if let Some(t) = &data.transform {
         trainer = trainer.transform(t.clone());
+    }
+    if let Some(c) = &options.checkpoints {
+        let mut c = c.clone();
+        if c.model_config.is_null() {
+            c.model_config = serde_json::to_value(cfg).map_err(|e| Error::Config {
+                key: "config".into(),
+                reason: e.to_string(),
+            })?;
+        }
+        trainer = trainer.checkpoints(c).resume(options.resume);
     }
     let report = trainer.fit(net.as_ref(), &tasks, &vars, &data.train, &data.val)?;
     Ok(RunOutput { report, vars })
