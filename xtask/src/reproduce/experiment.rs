@@ -61,7 +61,7 @@ pub struct Experiment {
 }
 
 /// The experiments in run order.
-pub const ALL: [&str; 1] = ["aux_vs_single"];
+pub const ALL: [&str; 5] = ["aux_vs_single", "baxter", "sharing", "weighting", "early_stopping"];
 
 /// Loads `dir/<name>.toml` resolved for `budget`.
 pub fn load(dir: &Path, name: &str, budget: Budget) -> Result<Experiment> {
@@ -124,11 +124,15 @@ pub fn parse(text: &str, origin: &str, budget: Budget) -> Result<Experiment> {
     })
 }
 
-/// Deep merge: tables merge key by key, anything else is replaced.
+/// Deep merge: tables merge key by key, anything else is replaced; a table with a `kind` key
+/// (a tagged choice, e.g. `weighting = { kind = "uncertainty" }`) replaces the base table whole.
 fn merge(base: &mut Table, over: Table) {
     for (k, v) in over {
         match (base.get_mut(&k), v) {
-            (Some(Value::Table(b)), Value::Table(o)) if !is_budget(b) && !is_budget(&o) => {
+            // A table naming its `kind` (a tagged choice such as a weighting) replaces the base.
+            (Some(Value::Table(b)), Value::Table(o))
+                if !is_budget(b) && !is_budget(&o) && !o.contains_key("kind") =>
+            {
                 merge(b, o)
             }
             (_, v) => {

@@ -1,6 +1,7 @@
-//! `cargo xtask reproduce`: run the experiments, write `metrics.json`, `REPORT.md`,
+//! `cargo xtask reproduce`: run the experiments, write `metrics.json`, `REPORT.md`, plots,
 //! `timings.json` and the resolved configs.
 mod experiment;
+mod plots;
 mod report;
 
 use anyhow::{bail, Context, Result};
@@ -9,9 +10,10 @@ use experiment::{Budget, Experiment};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tandem::run::RunData;
+use tandem_data::mtfl::Mtfl;
 
 /// Arguments of `cargo xtask reproduce`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// Small budgets (minutes on a laptop CPU).
     #[arg(long)]
@@ -22,12 +24,18 @@ pub struct Args {
     /// Output folder.
     #[arg(long, default_value = "results")]
     out: PathBuf,
-    /// Seed of the runs (data, initialisation, shuffling).
+    /// Seed of the runs (data, initialisation, shuffling); default: each experiment's own.
     #[arg(long)]
     seed: Option<u64>,
+    /// Repeat every variant over K seeds (seed, seed+1, ...) and report mean ± std.
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
     /// A folder with real MTFL data (training.txt, optional testing.txt, images).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Run everything twice and fail if any metric differs by a single bit.
+    #[arg(long)]
+    check_determinism: bool,
     /// Folder of experiment definitions (default: the ones shipped with xtask).
     #[arg(long)]
     experiments: Option<PathBuf>,
@@ -39,92 +47,160 @@ fn experiments_dir(args: &Args) -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments"))
 }
 
-/// Runs `cargo xtask reproduce`.
-pub fn run(args: Args) -> Result<()> {
-    let started = Instant::now();
-    let budget = match (args.data.is_some(), args.quick) {
+fn budget(args: &Args) -> Budget {
+    match (args.data.is_some(), args.quick) {
         (false, true) => Budget::Quick,
         (false, false) => Budget::Full,
         (true, true) => Budget::RealQuick,
         (true, false) => Budget::Real,
-    };
+    }
+}
+
+/// Loads and checks every experiment to run, before any training starts.
+fn load_experiments(args: &Args) -> Result<Vec<Experiment>> {
     let names: Vec<String> = if args.only.is_empty() {
         experiment::ALL.iter().map(|s| s.to_string()).collect()
     } else {
         for n in &args.only {
             if !experiment::ALL.contains(&n.as_str()) {
-                bail!(
-                    "unknown experiment {n:?}; known: {}",
-                    experiment::ALL.join(", ")
-                );
+                bail!("unknown experiment {n:?}; known: {}", experiment::ALL.join(", "));
             }
         }
         args.only.clone()
     };
-    // Load and validate everything before any training starts.
-    let dir = experiments_dir(&args);
+    if args.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    let dir = experiments_dir(args);
     let mut experiments: Vec<Experiment> = names
         .iter()
-        .map(|n| experiment::load(&dir, n, budget))
+        .map(|n| experiment::load(&dir, n, budget(args)))
         .collect::<Result<_>>()?;
     if let Some(seed) = args.seed {
-        for e in &mut experiments {
-            for v in &mut e.variants {
-                v.config.train.seed = seed;
-            }
+        for v in experiments.iter_mut().flat_map(|e| e.variants.iter_mut()) {
+            v.config.train.seed = seed;
         }
     }
-    if let Some(d) = &args.data {
-        bail!(
-            "real MTFL data ({}) is not supported by this build of xtask yet",
-            d.display()
-        );
+    Ok(experiments)
+}
+
+/// Parses and checks the MTFL folder (building its cache) for a model of the experiments'
+/// input size, so a malformed annotation line fails at once, naming its file, line and field.
+fn open_data(dir: &Path, experiments: &[Experiment]) -> Result<Mtfl> {
+    let mut sizes = experiments.iter().flat_map(|e| &e.variants).map(|v| v.config.model.input_size);
+    let size = sizes.next().unwrap_or(40);
+    if sizes.any(|s| s != size) {
+        bail!("every variant must use one model.input_size with real data");
     }
-    std::fs::create_dir_all(args.out.join("config"))
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    RunData::open_mtfl(dir, size).map_err(|e| anyhow::anyhow!("error: {e}"))
+}
+
+/// Runs `cargo xtask reproduce`.
+pub fn run(args: Args) -> Result<()> {
+    let started = Instant::now();
+    let experiments = load_experiments(&args)?;
+    let mut timings = report::Timings::default();
+    let mtfl = match &args.data {
+        Some(d) => {
+            let t = Instant::now();
+            let m = open_data(d, &experiments)?;
+            timings.data_load_seconds = t.elapsed().as_secs_f64();
+            println!("loaded MTFL from {} in {:.1} s", d.display(), timings.data_load_seconds);
+            Some(m)
+        }
+        None => None,
+    };
+    let results = run_all(&args, &experiments, mtfl.as_ref(), &args.out, &mut timings)?;
+    if args.check_determinism {
+        println!("== determinism check: running everything again");
+        let again_dir = args.out.join("determinism-check");
+        let mut t2 = report::Timings::default();
+        let again = run_all(&args, &experiments, mtfl.as_ref(), &again_dir, &mut t2)?;
+        if again.json()? != results.json()? {
+            bail!(
+                "determinism check failed: {} and {} differ",
+                args.out.join("metrics.json").display(),
+                again_dir.join("metrics.json").display()
+            );
+        }
+        println!("determinism check passed: both runs gave byte-identical metrics.json");
+    }
+    timings.total_seconds = started.elapsed().as_secs_f64();
+    timings.write(&args.out)?;
+    println!(
+        "wrote {} and {} in {:.1} s",
+        args.out.join("metrics.json").display(),
+        args.out.join("REPORT.md").display(),
+        timings.total_seconds
+    );
+    Ok(())
+}
+
+fn run_all(
+    args: &Args,
+    experiments: &[Experiment],
+    mtfl: Option<&Mtfl>,
+    out: &Path,
+    timings: &mut report::Timings,
+) -> Result<report::Results> {
+    std::fs::create_dir_all(out.join("config")).with_context(|| format!("creating {}", out.display()))?;
     let device = Device::Cpu;
     let mut results = report::Results::default();
-    let mut timings = report::Timings::default();
-    for e in &experiments {
+    for e in experiments {
         println!("== {} ({} variants): {}", e.name, e.variants.len(), e.title);
         for v in &e.variants {
-            let cfg_path = args
-                .out
-                .join("config")
-                .join(format!("{}.{}.toml", e.name, v.key));
+            let cfg_path = out.join("config").join(format!("{}.{}.toml", e.name, v.key));
             std::fs::write(&cfg_path, v.config.to_toml()?)
                 .with_context(|| format!("writing {}", cfg_path.display()))?;
             let t0 = Instant::now();
-            let data = RunData::synthetic(&v.config, v.config.train.seed)?;
-            let label = format!("{}/{}", e.name, v.key);
-            let epochs = v.config.train.epochs;
-            let progress_t0 = Instant::now();
-            let out = tandem::run::train(&v.config, &data, &device, move |r| {
+            let mut runs = Vec::new();
+            for k in 0..args.seeds {
+                let mut cfg = v.config.clone();
+                cfg.train.seed = cfg.train.seed.wrapping_add(k);
+                let data = match mtfl {
+                    Some(m) => RunData::mtfl(m, &cfg, cfg.train.seed)?,
+                    None => RunData::synthetic(&cfg, cfg.train.seed)?,
+                };
+                let label = if args.seeds > 1 {
+                    format!("{}/{} seed {}", e.name, v.key, cfg.train.seed)
+                } else {
+                    format!("{}/{}", e.name, v.key)
+                };
+                let epochs = cfg.train.epochs;
+                let t = Instant::now();
+                let out = tandem::run::train(&cfg, &data, &device, move |r| {
+                    println!("{}", report::epoch_line(&label, epochs, r, t.elapsed().as_secs_f64()));
+                })?;
                 println!(
-                    "{}",
-                    report::epoch_line(&label, epochs, r, progress_t0.elapsed().as_secs_f64())
+                    "   {}/{} done: best epoch {}, {}",
+                    e.name,
+                    v.key,
+                    out.report.best_epoch,
+                    report::summary(&out.report)
                 );
-            })?;
-            let secs = t0.elapsed().as_secs_f64();
-            println!(
-                "   {}/{} done in {secs:.1} s: best epoch {}, {}",
-                e.name,
-                v.key,
-                out.report.best_epoch,
-                report::summary(&out.report)
-            );
-            timings.add(&e.name, &v.key, secs);
-            results.add(e, &v.key, out.report);
+                runs.push(report::SeedRun { report: out.report, test: out.test });
+            }
+            timings.variants.insert(format!("{}/{}", e.name, v.key), t0.elapsed().as_secs_f64());
+            results.add(e, &v.key, runs);
         }
     }
-    let total = started.elapsed().as_secs_f64();
-    timings.total_seconds = total;
-    results.write(&args.out, &experiments)?;
-    timings.write(&args.out)?;
-    println!(
-        "wrote {} and {} in {total:.1} s",
-        args.out.join("metrics.json").display(),
-        args.out.join("REPORT.md").display()
-    );
-    Ok(())
+    results.write(out, experiments, mtfl.is_some())?;
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shipped experiment resolves to valid configurations in every budget.
+    #[test]
+    fn shipped_experiments_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+        for name in experiment::ALL {
+            for b in [Budget::Quick, Budget::Full, Budget::RealQuick, Budget::Real] {
+                let e = experiment::load(&dir, name, b).unwrap_or_else(|e| panic!("{name} {b:?}: {e}"));
+                assert!(!e.variants.is_empty());
+            }
+        }
+    }
 }

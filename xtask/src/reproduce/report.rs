@@ -1,21 +1,46 @@
-//! `metrics.json`, `timings.json`, `REPORT.md` and progress lines.
+//! `metrics.json`, `timings.json`, `REPORT.md`, plots and progress lines.
 //!
 //! `metrics.json` holds results only — no timings, dates, host names or paths — so two runs
 //! with one seed compare byte for byte:
 //! `{"experiments": {E: {"variants": {V: {"tasks": {T: {metric: value}}, "best_epoch": n,
-//! "history": [...]}}}}}` (percentages as numbers).
+//! "gap": g, "history": {...}}}}}}` (percentages as numbers). With several seeds every metric
+//! is the mean over seeds and a sibling `<metric>_std` holds the standard deviation.
 use super::experiment::Experiment;
+use super::plots::{self, Series};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use tandem::tensor::TaskMap;
 use tandem_heads::MetricValues;
 use tandem_train::{EpochRecord, History, Report};
 
+/// The outcome of one variant for one seed.
+pub struct SeedRun {
+    pub report: Report,
+    pub test: Option<TaskMap<MetricValues>>,
+}
+
+impl SeedRun {
+    /// Validation minus training landmark loss at the best epoch.
+    fn gap(&self) -> Option<f64> {
+        let r = self.report.history.epochs.get(self.report.best_epoch)?;
+        Some(r.val_loss.get("landmarks")? - r.train_loss.get("landmarks")?)
+    }
+}
+
 #[derive(Serialize)]
 struct VariantResult {
+    /// Test metrics when the data has a test split, else validation metrics.
     tasks: BTreeMap<String, MetricValues>,
+    /// Validation metrics, when `tasks` holds test metrics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    val_tasks: Option<BTreeMap<String, MetricValues>>,
     best_epoch: usize,
+    /// Validation minus training landmark loss at the best epoch (mean over seeds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gap: Option<f64>,
+    seeds: usize,
     history: History,
 }
 
@@ -30,50 +55,183 @@ pub struct Results {
     experiments: BTreeMap<String, ExperimentResult>,
 }
 
+fn to_map(m: &TaskMap<MetricValues>) -> BTreeMap<String, MetricValues> {
+    m.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+/// Mean (and `_std` when more than one) of each metric over seeds.
+fn aggregate(runs: &[BTreeMap<String, MetricValues>]) -> BTreeMap<String, MetricValues> {
+    let mut out = BTreeMap::new();
+    let Some(first) = runs.first() else { return out };
+    for (task, metrics) in first {
+        let mut agg = MetricValues::new();
+        for name in metrics.keys() {
+            let vals: Vec<f64> = runs.iter().filter_map(|r| r.get(task)?.get(name).copied()).collect();
+            let n = vals.len() as f64;
+            let mean = vals.iter().sum::<f64>() / n;
+            agg.insert(name.clone(), mean);
+            if vals.len() > 1 {
+                let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+                agg.insert(format!("{name}_std"), var.sqrt());
+            }
+        }
+        out.insert(task.clone(), agg);
+    }
+    out
+}
+
 impl Results {
-    /// Records variant `key` of `e`.
-    pub fn add(&mut self, e: &Experiment, key: &str, report: Report) {
-        let tasks = report
-            .best
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
+    /// Records variant `key` of `e` over one or more seeds (the first seed's history is kept).
+    pub fn add(&mut self, e: &Experiment, key: &str, runs: Vec<SeedRun>) {
+        let Some(first) = runs.first() else { return };
+        let val: Vec<_> = runs.iter().map(|r| to_map(&r.report.best)).collect();
+        let test: Option<Vec<_>> = runs.iter().map(|r| r.test.as_ref().map(to_map)).collect();
+        let (tasks, val_tasks) = match test {
+            Some(t) => (aggregate(&t), Some(aggregate(&val))),
+            None => (aggregate(&val), None),
+        };
+        let gaps: Vec<f64> = runs.iter().filter_map(SeedRun::gap).collect();
+        let gap = (!gaps.is_empty()).then(|| gaps.iter().sum::<f64>() / gaps.len() as f64);
+        let result = VariantResult {
+            tasks,
+            val_tasks,
+            best_epoch: first.report.best_epoch,
+            gap,
+            seeds: runs.len(),
+            history: first.report.history.clone(),
+        };
         self.experiments
             .entry(e.name.clone())
             .or_default()
             .variants
-            .insert(
-                key.to_string(),
-                VariantResult {
-                    tasks,
-                    best_epoch: report.best_epoch,
-                    history: report.history,
-                },
-            );
+            .insert(key.to_string(), result);
     }
 
-    /// Writes `metrics.json` and `REPORT.md` into `out`.
-    pub fn write(&self, out: &Path, experiments: &[Experiment]) -> Result<()> {
-        let json = serde_json::to_string_pretty(self)? + "\n";
+    /// `metrics.json` as text.
+    pub fn json(&self) -> Result<String> {
+        Ok(serde_json::to_string_pretty(self)? + "\n")
+    }
+
+    /// Writes `metrics.json`, `REPORT.md` and the plots into `out`.
+    pub fn write(&self, out: &Path, experiments: &[Experiment], real: bool) -> Result<()> {
         let path = out.join("metrics.json");
-        std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
-        let md = self.markdown(experiments);
+        std::fs::write(&path, self.json()?).with_context(|| format!("writing {}", path.display()))?;
+        self.plots(out, experiments)?;
+        let md = self.markdown(experiments, real);
         let path = out.join("REPORT.md");
         std::fs::write(&path, md).with_context(|| format!("writing {}", path.display()))?;
         Ok(())
     }
 
-    fn markdown(&self, experiments: &[Experiment]) -> String {
-        let mut s = String::from("# tandem reproduction report\n\n");
-        s.push_str(
-            "Metrics are on the validation split at the epoch with the best validation landmark \
-             NME. NME: mean landmark error normalised by the inter-ocular distance (%); failure: \
-             share of faces with NME > 10 % (%); attribute columns: classification error (%).\n\n",
-        );
+    fn plots(&self, out: &Path, experiments: &[Experiment]) -> Result<()> {
+        let dir = out.join("plots");
+        std::fs::create_dir_all(&dir)?;
         for e in experiments {
-            let Some(r) = self.experiments.get(&e.name) else {
-                continue;
-            };
+            let Some(r) = self.experiments.get(&e.name) else { continue };
+            let curves: Vec<Series> = e
+                .variants
+                .iter()
+                .filter_map(|v| {
+                    let h = &r.variants.get(&v.key)?.history;
+                    Some(Series {
+                        name: v.key.clone(),
+                        points: h
+                            .epochs
+                            .iter()
+                            .filter_map(|ep| Some((ep.epoch as f64 + 1.0, *ep.val_metrics.get("landmarks")?.get("nme")?)))
+                            .collect(),
+                    })
+                })
+                .collect();
+            plots::lines(
+                &dir.join(format!("{}_val_nme.svg", e.name)),
+                &format!("{}: validation landmark NME", e.name),
+                "epoch",
+                "NME %",
+                &curves,
+            )?;
+            for v in &e.variants {
+                let Some(res) = r.variants.get(&v.key) else { continue };
+                let tasks: Vec<String> = v.config.tasks.clone();
+                if tasks.len() < 2 {
+                    continue;
+                }
+                let series: Vec<Series> = tasks
+                    .iter()
+                    .map(|t| Series {
+                        name: t.clone(),
+                        points: res
+                            .history
+                            .epochs
+                            .iter()
+                            .filter_map(|ep| Some((ep.epoch as f64 + 1.0, *ep.weights.get(t)?)))
+                            .collect(),
+                    })
+                    .collect();
+                plots::lines(
+                    &dir.join(format!("{}_{}_weights.svg", e.name, v.key)),
+                    &format!("{}/{}: task weights", e.name, v.key),
+                    "epoch",
+                    "mean weight",
+                    &series,
+                )?;
+            }
+            if e.name == "baxter" {
+                let mut nme = Vec::new();
+                let mut gap = Vec::new();
+                for size in ["small", "large"] {
+                    let mut pn = Vec::new();
+                    let mut pg = Vec::new();
+                    for v in e.variants.iter().filter(|v| v.key.ends_with(size)) {
+                        let Some(res) = r.variants.get(&v.key) else { continue };
+                        let n = v.config.tasks.len() as f64;
+                        if let Some(x) = res.tasks.get("landmarks").and_then(|m| m.get("nme")) {
+                            pn.push((n, *x));
+                        }
+                        if let Some(g) = res.gap {
+                            pg.push((n, g));
+                        }
+                    }
+                    nme.push(Series { name: format!("{size} training set"), points: pn });
+                    gap.push(Series { name: format!("{size} training set"), points: pg });
+                }
+                plots::lines(&dir.join("baxter_nme.svg"), "Baxter: landmark NME vs. number of tasks", "tasks", "NME %", &nme)?;
+                plots::lines(
+                    &dir.join("baxter_gap.svg"),
+                    "Baxter: generalisation gap vs. number of tasks",
+                    "tasks",
+                    "val − train landmark loss",
+                    &gap,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn markdown(&self, experiments: &[Experiment], real: bool) -> String {
+        let mut s = String::from("# tandem reproduction report\n\n");
+        s.push_str(if real {
+            "Real MTFL. Metrics are on `testing.txt` when present, else on the held-out validation \
+             split of `training.txt`, at the epoch with the best validation landmark NME. "
+        } else {
+            "SynthFaces. Metrics are on the held-out validation split at the epoch with the best \
+             validation landmark NME. "
+        });
+        s.push_str(
+            "NME: mean landmark error normalised by the inter-ocular distance (%); failure: share \
+             of faces with NME > 10 % (%); attribute columns: classification error (%); Δm: mean \
+             relative improvement of every task's metric over the experiment's single-task \
+             baseline (positive is better), as in LibMTL.\n\n",
+        );
+        if real {
+            s.push_str(
+                "Published 40×40 results on the MTFL test split: TCDCN 8.2 % NME / 25.0 % \
+                 failures; GradNorm paper: equal weights 8.3 / 27.4, uncertainty 8.3 / 27.2, \
+                 GradNorm 8.0 / 25.0.\n\n",
+            );
+        }
+        for e in experiments {
+            let Some(r) = self.experiments.get(&e.name) else { continue };
             s.push_str(&format!("## {} — {}\n\n{}\n\n", e.name, e.title, e.claim));
             let mut task_cols: Vec<String> = Vec::new();
             for v in &e.variants {
@@ -83,23 +241,24 @@ impl Results {
                     }
                 }
             }
+            let baseline = self.baseline(e);
             s.push_str("| variant | tasks | NME % | failure % |");
             for t in &task_cols {
                 s.push_str(&format!(" {t} error % |"));
             }
-            s.push_str(" best epoch |\n|---|---|---|---|");
-            s.push_str(&"---|".repeat(task_cols.len() + 1));
+            s.push_str(" Δm % | gap | best epoch |\n|---|---|---|---|");
+            s.push_str(&"---|".repeat(task_cols.len() + 3));
             s.push('\n');
             for v in &e.variants {
-                let Some(res) = r.variants.get(&v.key) else {
-                    continue;
-                };
+                let Some(res) = r.variants.get(&v.key) else { continue };
                 let get = |t: &str, m: &str| {
-                    res.tasks
-                        .get(t)
-                        .and_then(|x| x.get(m))
-                        .map(|x| format!("{x:.2}"))
-                        .unwrap_or_else(|| "–".into())
+                    let mean = res.tasks.get(t).and_then(|x| x.get(m));
+                    let std = res.tasks.get(t).and_then(|x| x.get(&format!("{m}_std")));
+                    match (mean, std) {
+                        (Some(a), Some(b)) => format!("{a:.2} ± {b:.2}"),
+                        (Some(a), None) => format!("{a:.2}"),
+                        _ => "–".into(),
+                    }
                 };
                 s.push_str(&format!(
                     "| {} | {} | {} | {} |",
@@ -111,29 +270,58 @@ impl Results {
                 for t in &task_cols {
                     s.push_str(&format!(" {} |", get(t, "error")));
                 }
-                s.push_str(&format!(" {} |\n", res.best_epoch));
+                let dm = delta_m(&res.tasks, &baseline).map(|d| format!("{d:+.2}")).unwrap_or("–".into());
+                let gap = res.gap.map(|g| format!("{g:.5}")).unwrap_or("–".into());
+                s.push_str(&format!(" {dm} | {gap} | {} |\n", res.best_epoch));
             }
-            s.push('\n');
+            s.push_str(&format!("\n![validation NME](plots/{}_val_nme.svg)\n\n", e.name));
+            if e.name == "baxter" {
+                s.push_str("![Baxter NME](plots/baxter_nme.svg) ![Baxter gap](plots/baxter_gap.svg)\n\n");
+            }
         }
         s
     }
+
+    /// Single-task reference metrics: landmark metrics of the experiment's single-task variant
+    /// (one task), else of its first variant; attribute errors of the majority class are not
+    /// known here, so attributes are compared with the first variant that has them.
+    fn baseline(&self, e: &Experiment) -> BTreeMap<String, MetricValues> {
+        let Some(r) = self.experiments.get(&e.name) else { return BTreeMap::new() };
+        let mut base = BTreeMap::new();
+        let single = e.variants.iter().find(|v| v.config.tasks.len() == 1).or(e.variants.first());
+        for v in single.into_iter().chain(e.variants.iter()) {
+            if let Some(res) = r.variants.get(&v.key) {
+                for (t, m) in &res.tasks {
+                    base.entry(t.clone()).or_insert_with(|| m.clone());
+                }
+            }
+        }
+        base
+    }
+}
+
+/// Δm = mean over tasks of `(b − m) / b · 100` for lower-is-better metrics (NME, error).
+fn delta_m(tasks: &BTreeMap<String, MetricValues>, base: &BTreeMap<String, MetricValues>) -> Option<f64> {
+    let mut terms = Vec::new();
+    for (t, m) in tasks {
+        let key = if m.contains_key("nme") { "nme" } else { "error" };
+        let (Some(v), Some(b)) = (m.get(key), base.get(t).and_then(|x| x.get(key))) else { continue };
+        if *b > 0.0 {
+            terms.push((b - v) / b * 100.0);
+        }
+    }
+    (!terms.is_empty()).then(|| terms.iter().sum::<f64>() / terms.len() as f64)
 }
 
 /// Wall-clock times, kept apart from the metrics.
 #[derive(Serialize, Default)]
 pub struct Timings {
-    variants: BTreeMap<String, f64>,
-    /// The whole run.
+    pub variants: BTreeMap<String, f64>,
+    pub data_load_seconds: f64,
     pub total_seconds: f64,
 }
 
 impl Timings {
-    /// Records a variant's time.
-    pub fn add(&mut self, experiment: &str, variant: &str, seconds: f64) {
-        self.variants
-            .insert(format!("{experiment}/{variant}"), seconds);
-    }
-
     /// Writes `timings.json` into `out`.
     pub fn write(&self, out: &Path) -> Result<()> {
         let path = out.join("timings.json");
@@ -167,11 +355,7 @@ pub fn summary(r: &Report) -> String {
     r.best
         .iter()
         .map(|(t, m)| {
-            let key = if m.contains_key("nme") {
-                "nme"
-            } else {
-                "error"
-            };
+            let key = if m.contains_key("nme") { "nme" } else { "error" };
             format!("{t} {key} {:.2}", m.get(key).copied().unwrap_or(f64::NAN))
         })
         .collect::<Vec<_>>()
