@@ -14,7 +14,7 @@ use candle_nn::VarMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use tandem::run::RunData;
+use tandem::run::{train_with, RunData, RunOptions};
 use tandem::train::{CheckpointConfig, Trainer};
 use tandem::RunConfig;
 
@@ -57,6 +57,44 @@ fn child_process_entry() {
     let lockstep = std::env::var("TANDEM_KILL_RESUME_LOCKSTEP").is_ok();
     let cfg = RunConfig::from_toml(CONFIG, "kill_resume.toml").unwrap();
     let data = RunData::synthetic(&cfg, cfg.train.seed).unwrap();
+    let wait = move || {
+        if lockstep {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).unwrap();
+        }
+    };
+    if std::env::var("TANDEM_KILL_RESUME_FACADE").is_ok() {
+        // Through `run::train_with`, counting epochs instead of steps; the selected (best
+        // epoch's) variables are part of the result.
+        let options = RunOptions {
+            checkpoints: Some(CheckpointConfig::new(dir.join("checkpoints")).keep_last(2)),
+            resume: true,
+        };
+        let out = train_with(&cfg, &data, &Device::Cpu, &options, move |r| {
+            println!("TANDEM-STEP {}", r.epoch + 1);
+            wait();
+        })
+        .unwrap();
+        let selected: Vec<(String, Vec<u32>)> = tandem::tensor::sorted_vars(&out.vars)
+            .into_iter()
+            .map(|(n, v)| {
+                let x = v
+                    .as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap();
+                (n, x.iter().map(|f| f.to_bits()).collect())
+            })
+            .collect();
+        let result = serde_json::json!({ "report": out.report, "selected": selected });
+        std::fs::write(
+            dir.join("report.json"),
+            serde_json::to_vec(&result).unwrap(),
+        )
+        .unwrap();
+        return;
+    }
     let tasks = cfg.task_set();
     let vars = VarMap::new();
     let vb = tandem::tensor::seeded_var_builder(&vars, cfg.train.seed, DType::F32, &Device::Cpu);
@@ -73,10 +111,7 @@ fn child_process_entry() {
         .resume(true)
         .on_step(move |s| {
             println!("TANDEM-STEP {}", s.step);
-            if lockstep {
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line).unwrap();
-            }
+            wait();
         })
         .fit(net.as_ref(), &tasks, &vars, &data.train, &data.val)
         .unwrap();
@@ -90,6 +125,11 @@ fn child_process_entry() {
 /// Runs the child in `dir`; kills it with SIGKILL once it has printed step `kill_at`. In
 /// lockstep the child waits after each step until told to go on. Returns whether it was killed.
 fn spawn_child(dir: &Path, kill_at: Option<u64>, lockstep: bool) -> bool {
+    spawn(dir, kill_at, lockstep, false)
+}
+
+/// [`spawn_child`], through `run::train_with` when `facade` (counting epochs, not steps).
+fn spawn(dir: &Path, kill_at: Option<u64>, lockstep: bool, facade: bool) -> bool {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "child_process_entry",
@@ -103,6 +143,9 @@ fn spawn_child(dir: &Path, kill_at: Option<u64>, lockstep: bool) -> bool {
     .stderr(Stdio::inherit());
     if lockstep {
         cmd.env("TANDEM_KILL_RESUME_LOCKSTEP", "1");
+    }
+    if facade {
+        cmd.env("TANDEM_KILL_RESUME_FACADE", "1");
     }
     let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -175,4 +218,24 @@ fn killed_and_resumed_runs_end_bit_identical() {
     spawn_child(&dir, Some(TOTAL_STEPS / 2 + 1), false);
     spawn_child(&dir, None, false);
     assert!(std::fs::read(dir.join("report.json")).unwrap() == want);
+}
+
+/// Through `run::train_with`: killed right after an epoch's record (before that epoch's
+/// checkpoint), the resumed run selects the same best epoch and the same variables.
+#[test]
+fn train_with_resumes_to_the_same_selected_model() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let reference = tmp.path().join("reference");
+    spawn(&reference, None, false, true);
+    let want = std::fs::read(reference.join("report.json")).unwrap();
+    for kill_after_epoch in [1, 3] {
+        let dir = tmp.path().join(format!("killed-{kill_after_epoch}"));
+        assert!(spawn(&dir, Some(kill_after_epoch), true, true));
+        spawn(&dir, None, false, true);
+        let got = std::fs::read(dir.join("report.json")).unwrap();
+        assert!(got == want, "killed after epoch {kill_after_epoch}");
+    }
 }
