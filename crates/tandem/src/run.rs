@@ -74,6 +74,9 @@ impl RunData {
     }
 }
 
+/// The validation metric of an epoch and a copy of its variables, by name.
+type Snapshot = (f64, Vec<(String, Tensor)>);
+
 /// What a run produced.
 pub struct RunOutput {
     /// Validation metrics and history.
@@ -83,9 +86,6 @@ pub struct RunOutput {
     /// The variables of the selected (best validation) epoch.
     pub vars: VarMap,
 }
-
-/// The best validation main metric so far and the variables of its epoch.
-type Best = (f64, Vec<(String, Tensor)>);
 
 /// Checkpointing and resume of one run (see [`train_with`]).
 #[derive(Debug, Clone, Default)]
@@ -161,7 +161,7 @@ pub fn train_with(
         }
         None => None,
     };
-    let best: Arc<Mutex<Option<Best>>> = Arc::new(Mutex::new(initial));
+    let best: Arc<Mutex<Option<Snapshot>>> = Arc::new(Mutex::new(initial));
     let best_error: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
     let (best_cb, vars_cb, error_cb) = (best.clone(), vars.clone(), best_error.clone());
     let best_json = cfg_json.clone();
@@ -238,7 +238,7 @@ pub fn train_with(
 
 /// The best epoch's metric and variables saved in `dir` by an earlier call with the same
 /// configuration, if any.
-fn read_best(dir: &Path, vars: &VarMap, cfg_json: &serde_json::Value) -> Result<Option<Best>> {
+fn read_best(dir: &Path, vars: &VarMap, cfg_json: &serde_json::Value) -> Result<Option<Snapshot>> {
     let Ok(meta) = tc::read_meta(dir) else {
         return Ok(None);
     };

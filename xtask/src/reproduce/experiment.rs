@@ -61,7 +61,13 @@ pub struct Experiment {
 }
 
 /// The experiments in run order.
-pub const ALL: [&str; 5] = ["aux_vs_single", "baxter", "sharing", "weighting", "early_stopping"];
+pub const ALL: [&str; 5] = [
+    "aux_vs_single",
+    "baxter",
+    "sharing",
+    "weighting",
+    "early_stopping",
+];
 
 /// Loads `dir/<name>.toml` resolved for `budget`.
 pub fn load(dir: &Path, name: &str, budget: Budget) -> Result<Experiment> {

@@ -63,7 +63,10 @@ fn load_experiments(args: &Args) -> Result<Vec<Experiment>> {
     } else {
         for n in &args.only {
             if !experiment::ALL.contains(&n.as_str()) {
-                bail!("unknown experiment {n:?}; known: {}", experiment::ALL.join(", "));
+                bail!(
+                    "unknown experiment {n:?}; known: {}",
+                    experiment::ALL.join(", ")
+                );
             }
         }
         args.only.clone()
@@ -87,7 +90,10 @@ fn load_experiments(args: &Args) -> Result<Vec<Experiment>> {
 /// Parses and checks the MTFL folder (building its cache) for a model of the experiments'
 /// input size, so a malformed annotation line fails at once, naming its file, line and field.
 fn open_data(dir: &Path, experiments: &[Experiment]) -> Result<Mtfl> {
-    let mut sizes = experiments.iter().flat_map(|e| &e.variants).map(|v| v.config.model.input_size);
+    let mut sizes = experiments
+        .iter()
+        .flat_map(|e| &e.variants)
+        .map(|v| v.config.model.input_size);
     let size = sizes.next().unwrap_or(40);
     if sizes.any(|s| s != size) {
         bail!("every variant must use one model.input_size with real data");
@@ -105,7 +111,11 @@ pub fn run(args: Args) -> Result<()> {
             let t = Instant::now();
             let m = open_data(d, &experiments)?;
             timings.data_load_seconds = t.elapsed().as_secs_f64();
-            println!("loaded MTFL from {} in {:.1} s", d.display(), timings.data_load_seconds);
+            println!(
+                "loaded MTFL from {} in {:.1} s",
+                d.display(),
+                timings.data_load_seconds
+            );
             Some(m)
         }
         None => None,
@@ -143,13 +153,16 @@ fn run_all(
     out: &Path,
     timings: &mut report::Timings,
 ) -> Result<report::Results> {
-    std::fs::create_dir_all(out.join("config")).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::create_dir_all(out.join("config"))
+        .with_context(|| format!("creating {}", out.display()))?;
     let device = Device::Cpu;
     let mut results = report::Results::default();
     for e in experiments {
         println!("== {} ({} variants): {}", e.name, e.variants.len(), e.title);
         for v in &e.variants {
-            let cfg_path = out.join("config").join(format!("{}.{}.toml", e.name, v.key));
+            let cfg_path = out
+                .join("config")
+                .join(format!("{}.{}.toml", e.name, v.key));
             std::fs::write(&cfg_path, v.config.to_toml()?)
                 .with_context(|| format!("writing {}", cfg_path.display()))?;
             let t0 = Instant::now();
@@ -169,7 +182,10 @@ fn run_all(
                 let epochs = cfg.train.epochs;
                 let t = Instant::now();
                 let out = tandem::run::train(&cfg, &data, &device, move |r| {
-                    println!("{}", report::epoch_line(&label, epochs, r, t.elapsed().as_secs_f64()));
+                    println!(
+                        "{}",
+                        report::epoch_line(&label, epochs, r, t.elapsed().as_secs_f64())
+                    );
                 })?;
                 println!(
                     "   {}/{} done: best epoch {}, {}",
@@ -178,9 +194,14 @@ fn run_all(
                     out.report.best_epoch,
                     report::summary(&out.report)
                 );
-                runs.push(report::SeedRun { report: out.report, test: out.test });
+                runs.push(report::SeedRun {
+                    report: out.report,
+                    test: out.test,
+                });
             }
-            timings.variants.insert(format!("{}/{}", e.name, v.key), t0.elapsed().as_secs_f64());
+            timings
+                .variants
+                .insert(format!("{}/{}", e.name, v.key), t0.elapsed().as_secs_f64());
             results.add(e, &v.key, runs);
         }
     }
@@ -198,7 +219,8 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
         for name in experiment::ALL {
             for b in [Budget::Quick, Budget::Full, Budget::RealQuick, Budget::Real] {
-                let e = experiment::load(&dir, name, b).unwrap_or_else(|e| panic!("{name} {b:?}: {e}"));
+                let e =
+                    experiment::load(&dir, name, b).unwrap_or_else(|e| panic!("{name} {b:?}: {e}"));
                 assert!(!e.variants.is_empty());
             }
         }

@@ -62,11 +62,16 @@ fn to_map(m: &TaskMap<MetricValues>) -> BTreeMap<String, MetricValues> {
 /// Mean (and `_std` when more than one) of each metric over seeds.
 fn aggregate(runs: &[BTreeMap<String, MetricValues>]) -> BTreeMap<String, MetricValues> {
     let mut out = BTreeMap::new();
-    let Some(first) = runs.first() else { return out };
+    let Some(first) = runs.first() else {
+        return out;
+    };
     for (task, metrics) in first {
         let mut agg = MetricValues::new();
         for name in metrics.keys() {
-            let vals: Vec<f64> = runs.iter().filter_map(|r| r.get(task)?.get(name).copied()).collect();
+            let vals: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| r.get(task)?.get(name).copied())
+                .collect();
             let n = vals.len() as f64;
             let mean = vals.iter().sum::<f64>() / n;
             agg.insert(name.clone(), mean);
@@ -115,7 +120,8 @@ impl Results {
     /// Writes `metrics.json`, `REPORT.md` and the plots into `out`.
     pub fn write(&self, out: &Path, experiments: &[Experiment], real: bool) -> Result<()> {
         let path = out.join("metrics.json");
-        std::fs::write(&path, self.json()?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, self.json()?)
+            .with_context(|| format!("writing {}", path.display()))?;
         self.plots(out, experiments)?;
         let md = self.markdown(experiments, real);
         let path = out.join("REPORT.md");
@@ -127,7 +133,9 @@ impl Results {
         let dir = out.join("plots");
         std::fs::create_dir_all(&dir)?;
         for e in experiments {
-            let Some(r) = self.experiments.get(&e.name) else { continue };
+            let Some(r) = self.experiments.get(&e.name) else {
+                continue;
+            };
             let curves: Vec<Series> = e
                 .variants
                 .iter()
@@ -138,7 +146,12 @@ impl Results {
                         points: h
                             .epochs
                             .iter()
-                            .filter_map(|ep| Some((ep.epoch as f64 + 1.0, *ep.val_metrics.get("landmarks")?.get("nme")?)))
+                            .filter_map(|ep| {
+                                Some((
+                                    ep.epoch as f64 + 1.0,
+                                    *ep.val_metrics.get("landmarks")?.get("nme")?,
+                                ))
+                            })
                             .collect(),
                     })
                 })
@@ -151,7 +164,9 @@ impl Results {
                 &curves,
             )?;
             for v in &e.variants {
-                let Some(res) = r.variants.get(&v.key) else { continue };
+                let Some(res) = r.variants.get(&v.key) else {
+                    continue;
+                };
                 let tasks: Vec<String> = v.config.tasks.clone();
                 if tasks.len() < 2 {
                     continue;
@@ -183,7 +198,9 @@ impl Results {
                     let mut pn = Vec::new();
                     let mut pg = Vec::new();
                     for v in e.variants.iter().filter(|v| v.key.ends_with(size)) {
-                        let Some(res) = r.variants.get(&v.key) else { continue };
+                        let Some(res) = r.variants.get(&v.key) else {
+                            continue;
+                        };
                         let n = v.config.tasks.len() as f64;
                         if let Some(x) = res.tasks.get("landmarks").and_then(|m| m.get("nme")) {
                             pn.push((n, *x));
@@ -192,10 +209,22 @@ impl Results {
                             pg.push((n, g));
                         }
                     }
-                    nme.push(Series { name: format!("{size} training set"), points: pn });
-                    gap.push(Series { name: format!("{size} training set"), points: pg });
+                    nme.push(Series {
+                        name: format!("{size} training set"),
+                        points: pn,
+                    });
+                    gap.push(Series {
+                        name: format!("{size} training set"),
+                        points: pg,
+                    });
                 }
-                plots::lines(&dir.join("baxter_nme.svg"), "Baxter: landmark NME vs. number of tasks", "tasks", "NME %", &nme)?;
+                plots::lines(
+                    &dir.join("baxter_nme.svg"),
+                    "Baxter: landmark NME vs. number of tasks",
+                    "tasks",
+                    "NME %",
+                    &nme,
+                )?;
                 plots::lines(
                     &dir.join("baxter_gap.svg"),
                     "Baxter: generalisation gap vs. number of tasks",
@@ -231,7 +260,9 @@ impl Results {
             );
         }
         for e in experiments {
-            let Some(r) = self.experiments.get(&e.name) else { continue };
+            let Some(r) = self.experiments.get(&e.name) else {
+                continue;
+            };
             s.push_str(&format!("## {} — {}\n\n{}\n\n", e.name, e.title, e.claim));
             let mut task_cols: Vec<String> = Vec::new();
             for v in &e.variants {
@@ -250,7 +281,9 @@ impl Results {
             s.push_str(&"---|".repeat(task_cols.len() + 3));
             s.push('\n');
             for v in &e.variants {
-                let Some(res) = r.variants.get(&v.key) else { continue };
+                let Some(res) = r.variants.get(&v.key) else {
+                    continue;
+                };
                 let get = |t: &str, m: &str| {
                     let mean = res.tasks.get(t).and_then(|x| x.get(m));
                     let std = res.tasks.get(t).and_then(|x| x.get(&format!("{m}_std")));
@@ -270,13 +303,20 @@ impl Results {
                 for t in &task_cols {
                     s.push_str(&format!(" {} |", get(t, "error")));
                 }
-                let dm = delta_m(&res.tasks, &baseline).map(|d| format!("{d:+.2}")).unwrap_or("–".into());
+                let dm = delta_m(&res.tasks, &baseline)
+                    .map(|d| format!("{d:+.2}"))
+                    .unwrap_or("–".into());
                 let gap = res.gap.map(|g| format!("{g:.5}")).unwrap_or("–".into());
                 s.push_str(&format!(" {dm} | {gap} | {} |\n", res.best_epoch));
             }
-            s.push_str(&format!("\n![validation NME](plots/{}_val_nme.svg)\n\n", e.name));
+            s.push_str(&format!(
+                "\n![validation NME](plots/{}_val_nme.svg)\n\n",
+                e.name
+            ));
             if e.name == "baxter" {
-                s.push_str("![Baxter NME](plots/baxter_nme.svg) ![Baxter gap](plots/baxter_gap.svg)\n\n");
+                s.push_str(
+                    "![Baxter NME](plots/baxter_nme.svg) ![Baxter gap](plots/baxter_gap.svg)\n\n",
+                );
             }
         }
         s
@@ -286,9 +326,15 @@ impl Results {
     /// (one task), else of its first variant; attribute errors of the majority class are not
     /// known here, so attributes are compared with the first variant that has them.
     fn baseline(&self, e: &Experiment) -> BTreeMap<String, MetricValues> {
-        let Some(r) = self.experiments.get(&e.name) else { return BTreeMap::new() };
+        let Some(r) = self.experiments.get(&e.name) else {
+            return BTreeMap::new();
+        };
         let mut base = BTreeMap::new();
-        let single = e.variants.iter().find(|v| v.config.tasks.len() == 1).or(e.variants.first());
+        let single = e
+            .variants
+            .iter()
+            .find(|v| v.config.tasks.len() == 1)
+            .or(e.variants.first());
         for v in single.into_iter().chain(e.variants.iter()) {
             if let Some(res) = r.variants.get(&v.key) {
                 for (t, m) in &res.tasks {
@@ -301,11 +347,20 @@ impl Results {
 }
 
 /// Δm = mean over tasks of `(b − m) / b · 100` for lower-is-better metrics (NME, error).
-fn delta_m(tasks: &BTreeMap<String, MetricValues>, base: &BTreeMap<String, MetricValues>) -> Option<f64> {
+fn delta_m(
+    tasks: &BTreeMap<String, MetricValues>,
+    base: &BTreeMap<String, MetricValues>,
+) -> Option<f64> {
     let mut terms = Vec::new();
     for (t, m) in tasks {
-        let key = if m.contains_key("nme") { "nme" } else { "error" };
-        let (Some(v), Some(b)) = (m.get(key), base.get(t).and_then(|x| x.get(key))) else { continue };
+        let key = if m.contains_key("nme") {
+            "nme"
+        } else {
+            "error"
+        };
+        let (Some(v), Some(b)) = (m.get(key), base.get(t).and_then(|x| x.get(key))) else {
+            continue;
+        };
         if *b > 0.0 {
             terms.push((b - v) / b * 100.0);
         }
@@ -355,7 +410,11 @@ pub fn summary(r: &Report) -> String {
     r.best
         .iter()
         .map(|(t, m)| {
-            let key = if m.contains_key("nme") { "nme" } else { "error" };
+            let key = if m.contains_key("nme") {
+                "nme"
+            } else {
+                "error"
+            };
             format!("{t} {key} {:.2}", m.get(key).copied().unwrap_or(f64::NAN))
         })
         .collect::<Vec<_>>()
