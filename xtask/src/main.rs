@@ -3,9 +3,12 @@
 //! - `cargo xtask reproduce [--quick] [--only NAME,..] [--out DIR] [--seed N] [--data DIR]`:
 //!   reruns the experiments behind tandem's multi-task claims and writes `metrics.json` and
 //!   `REPORT.md`.
+//! - `cargo xtask bench [--rounds N] [--seconds S] [--json FILE]`: training and inference
+//!   speed of the TCDCN network, tandem vs PyTorch (see `docs/performance.md`).
 //!
 //! The `xtask` alias builds this binary in release mode, so training runs optimized and
 //! in-process.
+mod bench;
 mod reproduce;
 
 use clap::{Parser, Subcommand};
@@ -21,10 +24,17 @@ struct Cli {
 enum Command {
     /// Rerun the experiments and write a report.
     Reproduce(reproduce::Args),
+    /// Training and inference speed of the TCDCN network, tandem vs PyTorch.
+    Bench(bench::BenchArgs),
+    /// One timing run of tandem's step, JSON on stdout (used by `bench`).
+    #[command(hide = true)]
+    BenchStep(bench::StepArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Reproduce(args) => reproduce::run(args),
+        Command::Bench(args) => bench::bench(&args),
+        Command::BenchStep(args) => bench::step(&args),
     }
 }

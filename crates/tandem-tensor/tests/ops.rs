@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tandem_tensor::ops::{conv2d, max_pool2x2, Backend};
+use tandem_tensor::ops::{bias_act, bias_act_pool2x2, conv2d, max_pool2x2, Activation, Backend};
 
 fn random(shape: &[usize], seed: u64) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -271,6 +271,8 @@ fn grads_with_threads(threads: usize) -> Vec<Vec<f32>> {
         let w1 = var(&[8, 3, 5, 5], 2);
         let b1 = var(&[8], 3);
         let w2 = var(&[6, 8, 3, 3], 4);
+        let b2 = var(&[6], 5);
+        let w3 = var(&[6, 6, 3, 3], 6);
         let h = conv2d(
             x.as_tensor(),
             w1.as_tensor(),
@@ -282,9 +284,24 @@ fn grads_with_threads(threads: usize) -> Vec<Vec<f32>> {
         .tanh()
         .unwrap();
         let h = max_pool2x2(&h, Backend::Tandem).unwrap();
-        let y = conv2d(&h, w2.as_tensor(), None, 0, Backend::Tandem).unwrap();
+        let z = conv2d(&h, w2.as_tensor(), None, 1, Backend::Tandem).unwrap();
+        let h = bias_act_pool2x2(
+            &z,
+            Some(b2.as_tensor()),
+            Activation::AbsTanh,
+            Backend::Tandem,
+        )
+        .unwrap();
+        let y = conv2d(&h, w3.as_tensor(), None, 0, Backend::Tandem).unwrap();
+        let y = bias_act(
+            &y,
+            Some(b2.as_tensor()),
+            Activation::AbsTanh,
+            Backend::Tandem,
+        )
+        .unwrap();
         let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
-        [&x, &w1, &b1, &w2]
+        [&x, &w1, &b1, &w2, &b2, &w3]
             .iter()
             .map(|v| to_vec(g.get(v).unwrap()))
             .collect()
@@ -323,6 +340,96 @@ fn non_contiguous_inputs_are_handled() {
     let a = max_pool2x2(&xt, Backend::Tandem).unwrap();
     let b = max_pool2x2(&xt, Backend::Candle).unwrap();
     assert_eq!(to_vec(&a), to_vec(&b));
+}
+
+/// Output, ∂x, ∂b of `Σ act(x + b) ⊙ r` for one backend.
+fn bias_act_case(backend: Backend, x: &Var, b: Option<&Var>, act: Activation) -> [Vec<f32>; 3] {
+    let y = bias_act(x.as_tensor(), b.map(|b| b.as_tensor()), act, backend).unwrap();
+    let r = Tensor::from_vec(random(y.dims(), 98), y.shape(), &Device::Cpu).unwrap();
+    let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let grad = |v: &Var| g.get(v).map(to_vec).unwrap_or_default();
+    [to_vec(&y), grad(x), b.map(grad).unwrap_or_default()]
+}
+
+fn check_bias_act_against_candle(shape: &[usize], bias: bool, act: Activation, seed: u64) {
+    // scale to [-3, 3] so tanh saturates somewhere
+    let x = Var::from_tensor(&(var(shape, seed).as_tensor() * 3.0).unwrap()).unwrap();
+    let b = bias.then(|| var(&[shape[1]], seed + 1));
+    let ours = bias_act_case(Backend::Tandem, &x, b.as_ref(), act);
+    let theirs = bias_act_case(Backend::Candle, &x, b.as_ref(), act);
+    for (name, (a, t)) in ["y", "dx", "db"].iter().zip(ours.iter().zip(&theirs)) {
+        let e = rel_err(a, t);
+        assert!(
+            e < 1e-4,
+            "{name}: rel err {e} for {shape:?} {act:?} bias {bias}"
+        );
+    }
+}
+
+#[test]
+fn bias_act_matches_candle() {
+    for act in [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::Tanh,
+        Activation::AbsTanh,
+    ] {
+        check_bias_act_against_candle(&[5, 16, 9, 7], true, act, 1);
+        check_bias_act_against_candle(&[33, 100], true, act, 2);
+        check_bias_act_against_candle(&[3, 4, 5], false, act, 3);
+    }
+}
+
+/// Output, ∂x, ∂b of `Σ pool(act(x + b)) ⊙ r`: fused (`true`) or composed, for one backend.
+fn act_pool_case(
+    fused: bool,
+    backend: Backend,
+    x: &Var,
+    b: Option<&Var>,
+    act: Activation,
+) -> [Vec<f32>; 3] {
+    let (xt, bt) = (x.as_tensor(), b.map(|b| b.as_tensor()));
+    let y = if fused {
+        bias_act_pool2x2(xt, bt, act, backend).unwrap()
+    } else {
+        max_pool2x2(&bias_act(xt, bt, act, backend).unwrap(), backend).unwrap()
+    };
+    let r = Tensor::from_vec(random(y.dims(), 97), y.shape(), &Device::Cpu).unwrap();
+    let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let grad = |v: &Var| g.get(v).map(to_vec).unwrap_or_default();
+    [to_vec(&y), grad(x), b.map(grad).unwrap_or_default()]
+}
+
+fn check_act_pool(shape: [usize; 4], bias: bool, act: Activation, seed: u64) {
+    let x = Var::from_tensor(&(var(&shape, seed).as_tensor() * 3.0).unwrap()).unwrap();
+    let b = bias.then(|| var(&[shape[1]], seed + 1));
+    let fused = act_pool_case(true, Backend::Tandem, &x, b.as_ref(), act);
+    let composed = act_pool_case(false, Backend::Tandem, &x, b.as_ref(), act);
+    let candle = act_pool_case(false, Backend::Candle, &x, b.as_ref(), act);
+    for (name, ((f, c), k)) in ["y", "dx", "db"]
+        .iter()
+        .zip(fused.iter().zip(&composed).zip(&candle))
+    {
+        assert!(
+            rel_err(f, c) < 1e-6,
+            "{name} vs composition: {shape:?} {act:?}"
+        );
+        assert!(rel_err(f, k) < 1e-4, "{name} vs candle: {shape:?} {act:?}");
+    }
+}
+
+#[test]
+fn bias_act_pool_matches_the_composition() {
+    for act in [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::Tanh,
+        Activation::AbsTanh,
+    ] {
+        check_act_pool([4, 16, 36, 36], true, act, 1);
+        check_act_pool([3, 5, 7, 9], true, act, 2);
+        check_act_pool([2, 3, 6, 5], false, act, 3);
+    }
 }
 
 proptest! {

@@ -26,7 +26,7 @@
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{cpu_f32, with_f32};
+use super::cpu::{cpu_f32, sum_f32, wide, with_f32, with_scratch};
 use super::gemm::{matmul, MatRef};
 
 /// The columns a chunk aims at: enough to keep the GEMM efficient for small images.
@@ -184,40 +184,40 @@ pub(crate) fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> R
     }
     out.par_chunks_mut(nb * g.out_image())
         .zip(x.par_chunks(nb * g.in_image()))
-        .try_for_each(|(y, x)| -> Result<()> {
-            let nbi = y.len() / g.out_image();
-            let n = nbi * p;
-            let mut cols = vec![0f32; k * n];
-            g.im2col(x, nbi, &mut cols);
-            let direct = nbi == 1;
-            let mut tmp = if direct {
-                Vec::new()
-            } else {
-                vec![0f32; o * n]
-            };
-            let dst: &mut [f32] = if direct { y } else { &mut tmp };
-            if let Some(bias) = bias {
-                for (row, &bv) in dst.chunks_exact_mut(n).zip(bias) {
-                    row.fill(bv);
-                }
-            }
-            matmul(
-                (o, n, k),
-                dst,
-                n,
-                bias.is_some(),
-                MatRef::rows(w, k),
-                MatRef::rows(&cols, n),
-            )?;
-            if !direct {
-                // [O, nb·P] → [nb, O, P]
-                for (bi, img) in y.chunks_exact_mut(o * p).enumerate() {
-                    for (oc, dst_row) in img.chunks_exact_mut(p).enumerate() {
-                        dst_row.copy_from_slice(&tmp[oc * n + bi * p..][..p]);
-                    }
-                }
-            }
-            Ok(())
+        .try_for_each(|(y, x)| {
+            wide(|| -> Result<()> {
+                let nbi = y.len() / g.out_image();
+                let n = nbi * p;
+                with_scratch(k * n, |cols| {
+                    g.im2col(x, nbi, cols);
+                    let direct = nbi == 1;
+                    with_scratch(if direct { 0 } else { o * n }, |tmp| {
+                        let dst: &mut [f32] = if direct { &mut *y } else { tmp };
+                        if let Some(bias) = bias {
+                            for (row, &bv) in dst.chunks_exact_mut(n).zip(bias) {
+                                row.fill(bv);
+                            }
+                        }
+                        matmul(
+                            (o, n, k),
+                            dst,
+                            n,
+                            bias.is_some(),
+                            MatRef::rows(w, k),
+                            MatRef::rows(cols, n),
+                        )?;
+                        if !direct {
+                            // [O, nb·P] → [nb, O, P]
+                            for (bi, img) in y.chunks_exact_mut(o * p).enumerate() {
+                                for (oc, dst_row) in img.chunks_exact_mut(p).enumerate() {
+                                    dst_row.copy_from_slice(&tmp[oc * n + bi * p..][..p]);
+                                }
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+            })
         })?;
     Ok(out)
 }
@@ -254,55 +254,59 @@ pub(crate) fn backward(
     let partials: Vec<Partial> = dx_chunks
         .into_par_iter()
         .enumerate()
-        .map(|(ci, dx)| -> Result<Partial> {
-            let b0 = ci * nb;
-            let nbi = nb.min(g.b - b0);
-            let n = nbi * p;
-            let dy_img = &dy[b0 * g.out_image()..][..nbi * g.out_image()];
-            // ∂Y of the chunk as [O, nb·P]
-            let gathered;
-            let dyc: &[f32] = if nbi == 1 {
-                dy_img
-            } else {
-                let mut t = vec![0f32; o * n];
-                for (bi, img) in dy_img.chunks_exact(o * p).enumerate() {
-                    for (oc, src) in img.chunks_exact(p).enumerate() {
-                        t[oc * n + bi * p..][..p].copy_from_slice(src);
+        .map(|(ci, dx)| {
+            wide(|| -> Result<Partial> {
+                let b0 = ci * nb;
+                let nbi = nb.min(g.b - b0);
+                let n = nbi * p;
+                let dy_img = &dy[b0 * g.out_image()..][..nbi * g.out_image()];
+                // ∂Y of the chunk as [O, nb·P]
+                with_scratch(if nbi == 1 { 0 } else { o * n }, |gathered| {
+                    let dyc: &[f32] = if nbi == 1 {
+                        dy_img
+                    } else {
+                        for (bi, img) in dy_img.chunks_exact(o * p).enumerate() {
+                            for (oc, src) in img.chunks_exact(p).enumerate() {
+                                gathered[oc * n + bi * p..][..p].copy_from_slice(src);
+                            }
+                        }
+                        gathered
+                    };
+                    let db = need_db.then(|| dyc.chunks_exact(n).map(sum_f32).collect());
+                    let dw = if need_dw {
+                        let mut dw = vec![0f32; o * k];
+                        with_scratch(k * n, |cols| {
+                            g.im2col(&x[b0 * g.in_image()..], nbi, cols);
+                            matmul(
+                                (o, k, n),
+                                &mut dw,
+                                k,
+                                false,
+                                MatRef::rows(dyc, n),
+                                MatRef::rows_t(cols, n),
+                            )
+                        })?;
+                        Some(dw)
+                    } else {
+                        None
+                    };
+                    if let Some(dx) = dx {
+                        with_scratch(k * n, |dcols| {
+                            matmul(
+                                (k, n, o),
+                                dcols,
+                                n,
+                                false,
+                                MatRef::rows_t(w, k),
+                                MatRef::rows(dyc, n),
+                            )?;
+                            g.col2im(dcols, nbi, dx);
+                            Ok::<_, candle_core::Error>(())
+                        })?;
                     }
-                }
-                gathered = t;
-                &gathered
-            };
-            let db = need_db.then(|| dyc.chunks_exact(n).map(|r| r.iter().sum()).collect());
-            let dw = if need_dw {
-                let mut cols = vec![0f32; k * n];
-                g.im2col(&x[b0 * g.in_image()..], nbi, &mut cols);
-                let mut dw = vec![0f32; o * k];
-                matmul(
-                    (o, k, n),
-                    &mut dw,
-                    k,
-                    false,
-                    MatRef::rows(dyc, n),
-                    MatRef::rows_t(&cols, n),
-                )?;
-                Some(dw)
-            } else {
-                None
-            };
-            if let Some(dx) = dx {
-                let mut dcols = vec![0f32; k * n];
-                matmul(
-                    (k, n, o),
-                    &mut dcols,
-                    n,
-                    false,
-                    MatRef::rows_t(w, k),
-                    MatRef::rows(dyc, n),
-                )?;
-                g.col2im(&dcols, nbi, dx);
-            }
-            Ok((dw, db))
+                    Ok((dw, db))
+                })
+            })
         })
         .collect::<Result<_>>()?;
     let sum_in_order = |pick: fn(&Partial) -> Option<&Vec<f32>>, len: usize| {

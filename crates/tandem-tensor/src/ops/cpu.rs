@@ -22,3 +22,66 @@ pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Re
         _ => bail!("tandem kernels run on the CPU only"),
     }
 }
+
+thread_local! {
+    /// Scratch buffers of this thread, reused across kernel calls.
+    static SCRATCH: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on a scratch buffer of `len` floats taken from a per-thread pool.
+///
+/// The buffer's contents are unspecified: `f` must write every element before reading it.
+/// Reusing buffers spares the page faults and zeroing of fresh allocations on every call;
+/// each thread keeps its largest buffers alive between calls.
+pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut buf = SCRATCH.with(|s| s.borrow_mut().pop()).unwrap_or_default();
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let out = f(&mut buf[..len]);
+    SCRATCH.with(|s| s.borrow_mut().push(buf));
+    out
+}
+
+/// Sum of `v` in a fixed order that vectorises: eight interleaved partial sums, then the
+/// remainder, then the partials pairwise. Deterministic for a given length.
+#[inline]
+pub(crate) fn sum_f32(v: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = v.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    for (a, x) in acc.iter_mut().zip(rest) {
+        *a += x;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+/// `v` where `keep`, `+0.0` elsewhere, by a bit mask: no data-dependent branch.
+#[inline(always)]
+pub(crate) fn keep_if(v: f32, keep: bool) -> f32 {
+    f32::from_bits(v.to_bits() & 0u32.wrapping_sub(u32::from(keep)))
+}
+
+/// Runs `f` compiled for AVX2 + FMA where the CPU has them (checked at run time), so that
+/// the element loops inlined into it vectorise 8-wide; plain `f()` elsewhere. The results are
+/// the same on both paths (no contraction into fused multiply-adds happens without fast-math).
+#[inline(always)]
+pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports the features `avx2_fma` is compiled for (checked above).
+        return unsafe { avx2_fma(f) };
+    }
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_fma<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}

@@ -20,6 +20,8 @@
 use candle_core::{DType, Device, Result, Tensor, D};
 use serde::{Deserialize, Serialize};
 
+pub use act::Activation;
+
 /// Which implementation of the hot kernels to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -31,6 +33,8 @@ pub enum Backend {
     Candle,
 }
 
+mod act;
+mod act_pool;
 mod conv;
 mod cpu;
 mod gemm;
@@ -70,6 +74,66 @@ pub fn conv2d(
         Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
         None => Ok(y),
     }
+}
+
+/// Per-channel bias and activation in one pass: `act(x + b[c])`, `c` the index along dim 1.
+///
+/// `x [B, C, …]` (e.g. a convolution's `[B, C, H, W]` or a linear layer's `[B, C]`),
+/// `bias [C]` → same shape as `x`. With [`Backend::Tandem`] on f32 CPU tensors this is one
+/// fused op forward and backward (the bias gradient is bit-identical for any thread count);
+/// otherwise a broadcast add and [`Activation::apply_candle`].
+pub fn bias_act(
+    x: &Tensor,
+    bias: Option<&Tensor>,
+    act: Activation,
+    backend: Backend,
+) -> Result<Tensor> {
+    let mut all = vec![x];
+    all.extend(bias);
+    if tandem_handles(backend, &all) && x.rank() >= 2 {
+        let op = act::BiasActOp { act };
+        let x = x.contiguous()?;
+        return match bias {
+            Some(b) => x.apply_op2(&b.contiguous()?, op),
+            None => x.apply_op1(op),
+        };
+    }
+    let z = match bias {
+        Some(b) => {
+            let mut shape = vec![1; x.rank()];
+            if let Some(d) = shape.get_mut(1) {
+                *d = b.elem_count();
+            }
+            x.broadcast_add(&b.reshape(shape)?)?
+        }
+        None => x.clone(),
+    };
+    act.apply_candle(&z)
+}
+
+/// Per-channel bias, activation and 2×2 max-pooling in one op:
+/// `max_pool2x2(bias_act(x, bias, act))`, `[B, C, H, W]` → `[B, C, ⌊H/2⌋, ⌊W/2⌋]`.
+///
+/// With [`Backend::Tandem`] on f32 CPU tensors neither the full-size activation nor its
+/// gradient is ever stored (the activation is recomputed in the backward pass); the result and
+/// the gradients equal those of the composition. Otherwise it is the composition itself.
+pub fn bias_act_pool2x2(
+    x: &Tensor,
+    bias: Option<&Tensor>,
+    act: Activation,
+    backend: Backend,
+) -> Result<Tensor> {
+    let mut all = vec![x];
+    all.extend(bias);
+    if tandem_handles(backend, &all) && x.rank() == 4 {
+        let op = act_pool::BiasActPoolOp { act };
+        let x = x.contiguous()?;
+        return match bias {
+            Some(b) => x.apply_op2(&b.contiguous()?, op),
+            None => x.apply_op1(op),
+        };
+    }
+    max_pool2x2(&bias_act(x, bias, act, backend)?, backend)
 }
 
 /// 2×2 max-pooling with stride 2: `[B, C, H, W]` → `[B, C, ⌊H/2⌋, ⌊W/2⌋]`.

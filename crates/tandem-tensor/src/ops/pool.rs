@@ -15,25 +15,24 @@
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{cpu_f32, with_f32};
+use super::cpu::{cpu_f32, keep_if, wide, with_f32};
 
 /// Planes per parallel task.
 const PLANES_PER_TASK: usize = 16;
 
-/// Index of the maximum of a 2×2 window: 0, 1 (top row) or 2, 3 (bottom row).
+/// The maximum of a 2×2 window `[[a, b], [c, d]]` and where it is: `(bottom, right)`.
+///
+/// Compared as a tree — `(a, b)`, `(c, d)`, then the two winners — with strict `>`, so ties
+/// go to the first of the four in row-major order. Branch-free, so the loops vectorise.
 #[inline(always)]
-fn argmax4(a: f32, b: f32, c: f32, d: f32) -> (usize, f32) {
-    let (mut i, mut m) = (0, a);
-    if b > m {
-        (i, m) = (1, b);
-    }
-    if c > m {
-        (i, m) = (2, c);
-    }
-    if d > m {
-        (i, m) = (3, d);
-    }
-    (i, m)
+pub(crate) fn window_max(a: f32, b: f32, c: f32, d: f32) -> (f32, bool, bool) {
+    let top_right = b > a;
+    let m01 = if top_right { b } else { a };
+    let bottom_right = d > c;
+    let m23 = if bottom_right { d } else { c };
+    let bottom = m23 > m01;
+    let m = if bottom { m23 } else { m01 };
+    (m, bottom, if bottom { bottom_right } else { top_right })
 }
 
 /// `(planes, H, W)` of an NCHW shape.
@@ -52,15 +51,21 @@ pub(crate) fn forward(x: &[f32], planes: usize, h: usize, w: usize) -> Vec<f32> 
     y.par_chunks_mut(PLANES_PER_TASK * ho * wo)
         .zip(x.par_chunks(PLANES_PER_TASK * h * w))
         .for_each(|(y, x)| {
-            for (yp, xp) in y.chunks_exact_mut(ho * wo).zip(x.chunks_exact(h * w)) {
-                for (i, yrow) in yp.chunks_exact_mut(wo).enumerate() {
-                    let r0 = &xp[2 * i * w..][..2 * wo];
-                    let r1 = &xp[(2 * i + 1) * w..][..2 * wo];
-                    for (j, yv) in yrow.iter_mut().enumerate() {
-                        *yv = argmax4(r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]).1;
+            wide(|| {
+                for (yp, xp) in y.chunks_exact_mut(ho * wo).zip(x.chunks_exact(h * w)) {
+                    for (i, yrow) in yp.chunks_exact_mut(wo).enumerate() {
+                        let r0 = &xp[2 * i * w..][..2 * wo];
+                        let r1 = &xp[(2 * i + 1) * w..][..2 * wo];
+                        for ((yv, p0), p1) in yrow
+                            .iter_mut()
+                            .zip(r0.chunks_exact(2))
+                            .zip(r1.chunks_exact(2))
+                        {
+                            *yv = window_max(p0[0], p0[1], p1[0], p1[1]).0;
+                        }
                     }
                 }
-            }
+            })
         });
     y
 }
@@ -76,21 +81,34 @@ pub(crate) fn backward(x: &[f32], dy: &[f32], planes: usize, h: usize, w: usize)
         .zip(x.par_chunks(PLANES_PER_TASK * h * w))
         .zip(dy.par_chunks(PLANES_PER_TASK * ho * wo))
         .for_each(|((dx, x), dy)| {
-            for ((dxp, xp), dyp) in dx
-                .chunks_exact_mut(h * w)
-                .zip(x.chunks_exact(h * w))
-                .zip(dy.chunks_exact(ho * wo))
-            {
-                for (i, dyrow) in dyp.chunks_exact(wo).enumerate() {
-                    let (r0, r1) = (2 * i * w, (2 * i + 1) * w);
-                    for (j, &g) in dyrow.iter().enumerate() {
-                        let (a, b) = (r0 + 2 * j, r1 + 2 * j);
-                        let (k, _) = argmax4(xp[a], xp[a + 1], xp[b], xp[b + 1]);
-                        let at = [a, a + 1, b, b + 1][k];
-                        dxp[at] = g;
+            wide(|| {
+                for ((dxp, xp), dyp) in dx
+                    .chunks_exact_mut(h * w)
+                    .zip(x.chunks_exact(h * w))
+                    .zip(dy.chunks_exact(ho * wo))
+                {
+                    for (i, dyrow) in dyp.chunks_exact(wo).enumerate() {
+                        let (d0, d1) = dxp[2 * i * w..].split_at_mut(w);
+                        let (d0, d1) = (&mut d0[..2 * wo], &mut d1[..2 * wo]);
+                        let x0 = &xp[2 * i * w..][..2 * wo];
+                        let x1 = &xp[(2 * i + 1) * w..][..2 * wo];
+                        for (((q0, q1), (p0, p1)), &g) in d0
+                            .chunks_exact_mut(2)
+                            .zip(d1.chunks_exact_mut(2))
+                            .zip(x0.chunks_exact(2).zip(x1.chunks_exact(2)))
+                            .zip(dyrow)
+                        {
+                            let (_, bottom, right) = window_max(p0[0], p0[1], p1[0], p1[1]);
+                            // bit masks: no data-dependent branches
+                            let pick = |b: bool, r: bool| keep_if(g, bottom == b && right == r);
+                            q0[0] = pick(false, false);
+                            q0[1] = pick(false, true);
+                            q1[0] = pick(true, false);
+                            q1[1] = pick(true, true);
+                        }
                     }
                 }
-            }
+            })
         });
     dx
 }
