@@ -189,6 +189,7 @@ mod tests {
                     .with("smile", [("error".to_string(), 30.0)].into()),
                 weights: TaskMap::new().with("landmarks", 1.0).with("smile", 0.01),
                 active: vec!["landmarks".into(), "smile".into()],
+                skipped_batches: 0,
             });
         }
         write_all(dir.path(), &h).unwrap();

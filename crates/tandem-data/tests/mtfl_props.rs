@@ -14,6 +14,14 @@ use tandem_tensor::TaskMap;
 
 const VALID: &str = " imgs\\a.png 30.5 70 50 35 65 40 41 55 70 71 1 2 2 3\r\n imgs/c.jpg 30 70 50 35 65 20 21 40 55 56 2 1 2 5\r\n";
 
+/// 256 cases, or `PROPTEST_CASES` (a longer fuzzing run).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
 #[derive(Debug, Clone)]
 enum Edit {
     Set(usize, u8),
@@ -70,7 +78,7 @@ fn fixture() -> &'static Path {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {

@@ -15,7 +15,7 @@ pub enum TrainError {
     /// A non-finite loss or gradient.
     #[error("non-finite {what} for task {task} at epoch {epoch}, step {step}")]
     NonFinite {
-        /// `loss` or `gradient`.
+        /// `loss`, `penalty` or `gradient of <variable>`.
         what: String,
         /// The task.
         task: String,
@@ -30,6 +30,14 @@ pub enum TrainError {
         /// The offending key.
         field: String,
         /// What is wrong and what is allowed.
+        reason: String,
+    },
+    /// A trainer checkpoint is missing, corrupt, or does not fit this run.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The checkpoint folder or file.
+        path: std::path::PathBuf,
+        /// What is wrong, naming the offending files, keys, tensors and shapes.
         reason: String,
     },
     /// Writing the history or a report failed.

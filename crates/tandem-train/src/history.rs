@@ -23,6 +23,14 @@ pub struct EpochRecord {
     pub weights: TaskMap<f64>,
     /// Tasks still trained during this epoch.
     pub active: Vec<String>,
+    /// Batches skipped because a loss or gradient was not finite
+    /// ([`crate::NonFinitePolicy::SkipBatch`]); omitted from JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_batches: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Per-epoch records and task stops.

@@ -10,6 +10,10 @@
 //!   [`PatienceStopper`]; [`StopperConfig`]).
 //! - [`AdamW`] and [`Sgd`] (momentum, Nesterov), whose state is plain data (saveable,
 //!   resumable), chosen by [`OptimizerConfig`]; [`LrSchedule`]: constant, warm-up, step, cosine.
+//! - Checkpoints and exact resume ([`CheckpointConfig`], [`checkpoint`]): a run killed at any
+//!   step and resumed ends bit-identical to an uninterrupted one.
+//! - Numeric guards: a non-finite loss or gradient stops the run naming task, epoch and step,
+//!   or skips the batch ([`NonFinitePolicy`]); optional gradient-norm clipping.
 //! - [`History`]: per-epoch losses, metrics and task weights, written as JSON; the reported
 //!   metrics are those of the epoch with the best validation main-task metric ([`Report`]).
 //!
@@ -42,6 +46,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 mod error;
 mod evaluate;
 mod history;
@@ -51,6 +56,7 @@ pub mod stop;
 mod trainer;
 pub mod weighting;
 
+pub use checkpoint::{CheckpointConfig, TrainerState};
 pub use error::{Result, TrainError};
 pub use evaluate::{evaluate, Evaluation};
 pub use history::{EpochRecord, History, Report};
@@ -60,7 +66,9 @@ pub use optim::{
 };
 pub use schedule::LrSchedule;
 pub use stop::{Observation, PatienceStopper, StopperConfig, TaskStopper, TcdcnStopper};
-pub use trainer::{EpochCallback, StopperFactory, TrainConfig, Trainer};
+pub use trainer::{
+    EpochCallback, NonFinitePolicy, StepCallback, StepInfo, StopperFactory, TrainConfig, Trainer,
+};
 pub use weighting::{
     Dwa, Equal, GradNorm, GradNormState, PcGrad, Static, StepContext, Uncertainty, Update,
     Weighting, WeightingConfig,

@@ -7,20 +7,41 @@
 //! [`TaskStopper`] verdict. A stopped task leaves the objective and its own variables
 //! (`ParamGroups::tasks`) leave the optimizer. The report's metrics are those of the epoch with
 //! the best validation main-task metric.
+use crate::checkpoint::{self, CheckpointConfig, TrainerState};
 use crate::{
-    evaluate, EpochRecord, Equal, History, LrSchedule, Observation, OptimizerConfig, Report,
-    Result, StepContext, StopperConfig, TaskStopper, TrainError, Weighting,
+    evaluate, EpochRecord, Equal, History, LrSchedule, Observation, Optimizer, OptimizerConfig,
+    Report, Result, StepContext, StopperConfig, TaskStopper, TrainError, Weighting,
 };
-use candle_core::{Device, Tensor};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tandem_data::{Batcher, Dataset, Transform};
 use tandem_heads::TaskSet;
-use tandem_share::MultiTaskNet;
-use tandem_tensor::{ensure_finite, hash_seed, select_vars, sorted_vars, TaskMap};
+use tandem_share::{MultiTaskNet, ParamGroups};
+use tandem_tensor::{hash_seed, is_finite, select_vars, sorted_vars, TaskMap};
+
+/// What the trainer does when a loss, the soft-sharing penalty or a gradient is NaN or infinite.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NonFinitePolicy {
+    /// Stop with [`TrainError::NonFinite`] naming the task, the epoch and the step (default).
+    #[default]
+    Error,
+    /// Skip the batch (no optimizer step) and count it in
+    /// [`EpochRecord::skipped_batches`](crate::EpochRecord::skipped_batches).
+    SkipBatch,
+}
+
+impl NonFinitePolicy {
+    fn is_error(&self) -> bool {
+        *self == Self::Error
+    }
+}
 
 /// Hyper-parameters of a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +59,13 @@ pub struct TrainConfig {
     pub optimizer: OptimizerConfig,
     /// Learning-rate schedule.
     pub schedule: LrSchedule,
+    /// What a non-finite loss or gradient does: `error` (default) or `skip_batch`.
+    #[serde(skip_serializing_if = "NonFinitePolicy::is_error")]
+    pub on_non_finite: NonFinitePolicy,
+    /// Clip the global L2 norm of the gradients to this value (PyTorch's `clip_grad_norm_`);
+    /// unset: no clipping.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grad_clip_norm: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -49,6 +77,8 @@ impl Default for TrainConfig {
             seed: 0,
             optimizer: OptimizerConfig::default(),
             schedule: LrSchedule::Constant,
+            on_non_finite: NonFinitePolicy::Error,
+            grad_clip_norm: None,
         }
     }
 }
@@ -65,6 +95,14 @@ impl TrainConfig {
         if self.eval_batch_size == 0 {
             return Err(TrainError::config("eval_batch_size", "must be at least 1"));
         }
+        if let Some(c) = self.grad_clip_norm {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(TrainError::config(
+                    "grad_clip_norm",
+                    format!("{c} is not a positive number (leave it unset for no clipping)"),
+                ));
+            }
+        }
         self.optimizer.validate()?;
         self.schedule.validate()?;
         Ok(())
@@ -73,6 +111,31 @@ impl TrainConfig {
 
 /// Callback run after every epoch.
 pub type EpochCallback = Box<dyn FnMut(&EpochRecord) + Send>;
+
+/// Where a training step stands, passed to [`Trainer::on_step`] after every optimizer step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepInfo {
+    /// The epoch (0-based).
+    pub epoch: usize,
+    /// The batch of the epoch just trained on (0-based).
+    pub batch: usize,
+    /// Optimizer steps taken, this one included.
+    pub step: u64,
+    /// The learning rate of this step.
+    pub lr: f64,
+}
+
+/// Callback run after every optimizer step.
+pub type StepCallback = Box<dyn FnMut(&StepInfo) + Send>;
+
+/// Where a run resumes from.
+enum Resume {
+    No,
+    /// The newest valid checkpoint of the checkpoint folder, if there is one.
+    Latest,
+    /// A checkpoint folder, or a folder of them; none is an error.
+    From(PathBuf),
+}
 
 /// Makes the stopper of one auxiliary task (given its name).
 pub type StopperFactory = Box<dyn Fn(&str) -> Box<dyn TaskStopper> + Send>;
@@ -99,7 +162,10 @@ pub struct Trainer {
     transform: Option<Arc<dyn Transform>>,
     device: Device,
     on_epoch: Option<EpochCallback>,
+    on_step: Option<StepCallback>,
     stopper: Stoppers,
+    checkpoints: Option<CheckpointConfig>,
+    resume: Resume,
 }
 
 impl Trainer {
@@ -111,7 +177,10 @@ impl Trainer {
             transform: None,
             device: Device::Cpu,
             on_epoch: None,
+            on_step: None,
             stopper: Stoppers::Config(StopperConfig::Off),
+            checkpoints: None,
+            resume: Resume::No,
         }
     }
 
@@ -161,6 +230,34 @@ impl Trainer {
         self
     }
 
+    /// Calls `f` after every optimizer step (progress output).
+    pub fn on_step(mut self, f: impl FnMut(&StepInfo) + Send + 'static) -> Self {
+        self.on_step = Some(Box::new(f));
+        self
+    }
+
+    /// Writes checkpoints as configured (see [`crate::checkpoint`] for the folder layout).
+    pub fn checkpoints(mut self, config: CheckpointConfig) -> Self {
+        self.checkpoints = Some(config);
+        self
+    }
+
+    /// With `true`, [`Trainer::fit`] continues from the newest valid checkpoint in the
+    /// checkpoint folder ([`Trainer::checkpoints`]) when there is one, and starts afresh when
+    /// there is none. An invalid newest checkpoint is an error unless
+    /// [`CheckpointConfig::fallback_to_previous`] is set.
+    pub fn resume(mut self, resume: bool) -> Self {
+        self.resume = if resume { Resume::Latest } else { Resume::No };
+        self
+    }
+
+    /// [`Trainer::fit`] continues from the checkpoint folder `path` (a `step-*` folder) or from
+    /// the newest valid checkpoint of the folder of checkpoints `path`; finding none is an error.
+    pub fn resume_from(mut self, path: impl Into<PathBuf>) -> Self {
+        self.resume = Resume::From(path.into());
+        self
+    }
+
     /// The configuration.
     pub fn config(&self) -> &TrainConfig {
         &self.config
@@ -178,6 +275,12 @@ impl Trainer {
 
     /// Trains `net` (whose variables live in `vars`) on `train`, evaluating on `val` after
     /// every epoch.
+    ///
+    /// With [`Trainer::checkpoints`] it writes checkpoints as it goes; with [`Trainer::resume`]
+    /// or [`Trainer::resume_from`] it first restores the newest valid checkpoint and continues
+    /// from its exact position (epoch, batch, step), so the report equals that of an
+    /// uninterrupted run bit for bit. A run that does not resume starts by deleting the
+    /// checkpoints already in the checkpoint folder.
     pub fn fit(
         &mut self,
         net: &dyn MultiTaskNet,
@@ -188,6 +291,9 @@ impl Trainer {
     ) -> Result<Report> {
         self.config.validate()?;
         if let Stoppers::Config(c) = &self.stopper {
+            c.validate()?;
+        }
+        if let Some(c) = &self.checkpoints {
             c.validate()?;
         }
         let main = tasks
@@ -208,30 +314,49 @@ impl Trainer {
         let groups = net.param_groups();
         let shared = select_vars(vars, &groups.shared);
         let last_shared = select_vars(vars, &groups.last_shared);
-        let mut trainable = sorted_vars(vars);
-        let steps_per_epoch = train_batcher.num_batches(train.len()) as u64;
+        let owners = owners(vars, &groups);
+        let batches_per_epoch = train_batcher.num_batches(train.len());
+        let steps_per_epoch = batches_per_epoch as u64;
         let total_steps = steps_per_epoch * self.config.epochs as u64;
         let base_lr = self.config.optimizer.lr();
         let mut opt = self.config.optimizer.build();
-        let mut history = History::default();
-        let mut step: u64 = 0;
-        let mut active: Vec<String> = tasks.names().into_iter().map(String::from).collect();
         let mut stoppers = TaskMap::<Box<dyn TaskStopper>>::new();
         for task in tasks.iter().filter(|t| t.is_auxiliary()) {
             if let Some(s) = self.stopper.make(task.name()) {
                 stoppers.insert(task.name(), s);
             }
         }
+        let mut run = RunState::fresh(tasks, base_lr);
+        let fit = FitShape {
+            train_len: train.len(),
+            batches_per_epoch,
+        };
+        match self.resume_source() {
+            Some((source, strict)) => {
+                if let Some(state) =
+                    self.restore(&source, strict, vars, &mut opt, &mut stoppers, tasks, fit)?
+                {
+                    run = RunState::from_checkpoint(state);
+                } else {
+                    self.clear_checkpoints()?;
+                }
+            }
+            None => self.clear_checkpoints()?,
+        }
+        let mut trainable = trainable_vars(vars, &groups, &run.history);
 
-        for epoch in 0..self.config.epochs {
-            let mut loss_sum = TaskMap::<(f64, f64)>::new();
-            let mut weight_sum = TaskMap::<(f64, f64)>::new();
-            let mut lr = base_lr;
-            for batch in train_batcher.iter(train, epoch, &self.device) {
-                let batch = batch?;
+        while run.epoch < self.config.epochs {
+            let epoch = run.epoch;
+            while run.batch < batches_per_epoch {
+                let k = run.batch;
+                let batch = train_batcher.batch(train, epoch, k, &self.device)?;
+                run.batch += 1;
+                let step = run.step;
                 let out = net.forward_t(&batch.input, true)?;
                 let mut losses = TaskMap::<Tensor>::new();
-                for name in &active {
+                let mut values = Vec::new();
+                let mut bad = None;
+                for name in &run.active {
                     let (Some(task), Some(pred), Some(target)) = (
                         tasks.get(name),
                         out.predictions.get(name),
@@ -247,18 +372,23 @@ impl Trainer {
                     let loss = task.loss(pred, target)?;
                     let value = f64::from(loss.to_scalar::<f32>()?);
                     if !value.is_finite() {
-                        return Err(TrainError::NonFinite {
-                            what: "loss".into(),
-                            task: name.clone(),
-                            epoch,
-                            step,
-                        });
+                        bad = Some(non_finite("loss", name, epoch, step));
+                        break;
                     }
-                    add(&mut loss_sum, name, (value, 1.0));
+                    values.push((name.clone(), value));
                     losses.insert(name.clone(), loss);
                 }
-                if let Some(p) = &out.penalty {
-                    ensure_finite("penalty", p)?;
+                if bad.is_none() {
+                    if let Some(p) = &out.penalty {
+                        if !is_finite(p)? {
+                            let all = run.active.join(", ");
+                            bad = Some(non_finite("penalty", &all, epoch, step));
+                        }
+                    }
+                }
+                if let Some(e) = bad {
+                    self.on_non_finite(e, &mut run.skipped)?;
+                    continue;
                 }
                 if losses.is_empty() && out.penalty.is_none() {
                     continue;
@@ -274,19 +404,58 @@ impl Trainer {
                     epoch,
                     step,
                 };
-                let update = self.weighting.backward(&losses, &mut ctx)?;
-                for (name, w) in update.weights.iter() {
-                    add(&mut weight_sum, name, (*w, 1.0));
+                let mut update = self.weighting.backward(&losses, &mut ctx)?;
+                match grad_norm(&trainable, &update.grads)? {
+                    Err(var) => {
+                        let task = match owners.get(&var) {
+                            Some(t) => t.clone(),
+                            None => format!(
+                                "shared by {}",
+                                losses.keys().collect::<Vec<_>>().join(", ")
+                            ),
+                        };
+                        let e = non_finite(&format!("gradient of {var}"), &task, epoch, step);
+                        self.on_non_finite(e, &mut run.skipped)?;
+                        continue;
+                    }
+                    Ok(norm) => {
+                        if let Some(max) = self.config.grad_clip_norm {
+                            clip(&trainable, &mut update.grads, norm, max)?;
+                        }
+                    }
                 }
-                lr = self
+                for (name, value) in values {
+                    add(&mut run.loss_sum, &name, (value, 1.0));
+                }
+                for (name, w) in update.weights.iter() {
+                    add(&mut run.weight_sum, name, (*w, 1.0));
+                }
+                run.lr = self
                     .config
                     .schedule
                     .rate(base_lr, step, total_steps, steps_per_epoch);
-                opt.step(&trainable, &update.grads, lr)?;
-                step += 1;
+                opt.step(&trainable, &update.grads, run.lr)?;
+                run.step += 1;
+                let due = self
+                    .checkpoints
+                    .as_ref()
+                    .and_then(|c| c.every_steps)
+                    .is_some_and(|n| run.step % n == 0);
+                // The epoch-end checkpoint follows the last batch immediately.
+                if due && run.batch < batches_per_epoch {
+                    self.save(vars, &run, &opt, &stoppers, fit)?;
+                }
+                if let Some(f) = self.on_step.as_mut() {
+                    f(&StepInfo {
+                        epoch,
+                        batch: k,
+                        step: run.step,
+                        lr: run.lr,
+                    });
+                }
             }
-            let train_loss = loss_sum.map(|_, (s, n)| s / n);
-            let weights = weight_sum.map(|_, (s, n)| s / n);
+            let train_loss = run.loss_sum.map(|_, (s, n)| s / n);
+            let weights = run.weight_sum.map(|_, (s, n)| s / n);
             let eval = evaluate(net, tasks, val, &eval_batcher, &self.device)?;
 
             // Task-wise early stopping of auxiliary tasks.
@@ -297,7 +466,7 @@ impl Trainer {
                 else {
                     continue;
                 };
-                if !active.iter().any(|a| a == name) {
+                if !run.active.iter().any(|a| a == name) {
                     continue;
                 }
                 let obs = Observation {
@@ -318,43 +487,40 @@ impl Trainer {
 
             let record = EpochRecord {
                 epoch,
-                lr,
+                lr: run.lr,
                 train_loss: train_loss.clone(),
                 val_loss: eval.losses,
                 val_metrics: eval.metrics,
                 weights,
-                active: active.clone(),
+                active: run.active.clone(),
+                skipped_batches: run.skipped,
             };
             if let Some(f) = self.on_epoch.as_mut() {
                 f(&record);
             }
-            history.epochs.push(record);
+            run.history.epochs.push(record);
 
             for name in &stopped {
-                active.retain(|a| a != name);
-                history.stops.insert(name.clone(), epoch);
-                let frozen: Vec<String> = groups
-                    .tasks
-                    .get(name)
-                    .map(|prefixes| {
-                        select_vars(vars, prefixes)
-                            .into_iter()
-                            .map(|(n, _)| n)
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                run.active.retain(|a| a != name);
+                run.history.stops.insert(name.clone(), epoch);
+                let frozen = task_vars(vars, &groups, name);
                 trainable.retain(|(n, _)| !frozen.contains(n));
                 opt.forget(&frozen);
             }
             let still_active: TaskMap<f64> = train_loss
                 .iter()
-                .filter(|(n, _)| active.iter().any(|a| a == n))
+                .filter(|(n, _)| run.active.iter().any(|a| a == n))
                 .map(|(n, v)| (n, *v))
                 .collect();
             self.weighting.end_epoch(epoch, &still_active)?;
+            run.next_epoch(base_lr);
+            if self.checkpoints.is_some() {
+                self.save(vars, &run, &opt, &stoppers, fit)?;
+            }
         }
 
         let metric = main.primary_metric();
+        let history = run.history;
         let best_epoch = history.best_epoch(main.name(), metric).ok_or_else(|| {
             TrainError::config("data", "validation split gave no main-task metric")
         })?;
@@ -367,6 +533,405 @@ impl Trainer {
             history,
         })
     }
+
+    /// Where to resume from, and whether a missing checkpoint is an error.
+    fn resume_source(&self) -> Option<(PathBuf, bool)> {
+        match &self.resume {
+            Resume::No => None,
+            Resume::Latest => self.checkpoints.as_ref().map(|c| (c.dir.clone(), false)),
+            Resume::From(p) => Some((p.clone(), true)),
+        }
+    }
+
+    /// Deletes the checkpoints in the checkpoint folder (a fresh run).
+    fn clear_checkpoints(&self) -> Result<()> {
+        if let Some(c) = &self.checkpoints {
+            for p in checkpoint::list_checkpoints(&c.dir) {
+                std::fs::remove_dir_all(&p).map_err(|e| TrainError::Checkpoint {
+                    path: p.clone(),
+                    reason: e.to_string(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Restores the newest valid checkpoint of `source` (a checkpoint folder, or a folder of
+    /// them) into `vars`, the optimizer, the weighting and the stoppers.
+    #[allow(clippy::too_many_arguments)]
+    fn restore(
+        &mut self,
+        source: &Path,
+        strict: bool,
+        vars: &VarMap,
+        opt: &mut Optimizer,
+        stoppers: &mut TaskMap<Box<dyn TaskStopper>>,
+        tasks: &TaskSet,
+        fit: FitShape,
+    ) -> Result<Option<TrainerState>> {
+        let single = source.join(checkpoint::TRAINER_FILE).exists()
+            || source.join(checkpoint::SUMS_FILE).exists();
+        let mut candidates = if single {
+            vec![source.to_path_buf()]
+        } else {
+            checkpoint::list_checkpoints(source)
+        };
+        candidates.reverse();
+        if candidates.is_empty() {
+            if strict {
+                return Err(TrainError::Checkpoint {
+                    path: source.to_path_buf(),
+                    reason: "no checkpoint (step-* folder) to resume from".into(),
+                });
+            }
+            return Ok(None);
+        }
+        let fallback = self
+            .checkpoints
+            .as_ref()
+            .is_some_and(|c| c.fallback_to_previous);
+        let mut failures = Vec::new();
+        for path in &candidates {
+            match self.restore_one(path, vars, opt, stoppers, tasks, fit) {
+                Ok(state) => {
+                    self.drop_newer(state.position(), &failures)?;
+                    return Ok(Some(state));
+                }
+                Err(e) if fallback => failures.push((path.clone(), e.to_string())),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(TrainError::Checkpoint {
+            path: source.to_path_buf(),
+            reason: format!(
+                "no valid checkpoint: {}",
+                failures
+                    .iter()
+                    .map(|(p, e)| format!("{}: {e}", p.display()))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        })
+    }
+
+    fn restore_one(
+        &mut self,
+        path: &Path,
+        vars: &VarMap,
+        opt: &mut Optimizer,
+        stoppers: &mut TaskMap<Box<dyn TaskStopper>>,
+        tasks: &TaskSet,
+        fit: FitShape,
+    ) -> Result<TrainerState> {
+        let state = checkpoint::read_trainer_state(path)?;
+        check_fits(path, &state, &self.config, tasks, stoppers, fit)?;
+        checkpoint::load_model(path, vars)?;
+        opt.load_state(&state.optimizer, &sorted_vars(vars))?;
+        self.weighting.load_state(&state.weighting)?;
+        for (name, s) in state.stoppers.iter() {
+            if let Some(stopper) = stoppers.get_mut(name) {
+                stopper.load_state(s)?;
+            }
+        }
+        Ok(state)
+    }
+
+    /// After resuming at `position`: checkpoints that failed to load are renamed
+    /// `invalid-step-…` (kept for inspection), newer ones are deleted (the run re-creates them).
+    fn drop_newer(&self, position: u64, failed: &[(PathBuf, String)]) -> Result<()> {
+        let Some(c) = &self.checkpoints else {
+            return Ok(());
+        };
+        for p in checkpoint::list_checkpoints(&c.dir) {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let pos = name
+                .strip_prefix("step-")
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0);
+            let io = |e: std::io::Error| TrainError::Checkpoint {
+                path: p.clone(),
+                reason: e.to_string(),
+            };
+            if failed.iter().any(|(f, _)| f == &p) {
+                std::fs::rename(&p, c.dir.join(format!("invalid-{name}"))).map_err(io)?;
+            } else if pos > position {
+                std::fs::remove_dir_all(&p).map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn save(
+        &self,
+        vars: &VarMap,
+        run: &RunState,
+        opt: &Optimizer,
+        stoppers: &TaskMap<Box<dyn TaskStopper>>,
+        fit: FitShape,
+    ) -> Result<()> {
+        let Some(c) = &self.checkpoints else {
+            return Ok(());
+        };
+        let state = TrainerState {
+            format: TrainerState::FORMAT,
+            config: self.config.clone(),
+            train_len: fit.train_len,
+            batches_per_epoch: fit.batches_per_epoch,
+            epoch: run.epoch,
+            batch: run.batch,
+            step: run.step,
+            finished: run.epoch >= self.config.epochs,
+            lr: run.lr,
+            loss_sum: run.loss_sum.clone(),
+            weight_sum: run.weight_sum.clone(),
+            skipped: run.skipped,
+            active: run.active.clone(),
+            optimizer: opt.state()?,
+            weighting: self.weighting.state(),
+            stoppers: stoppers.map(|_, s| s.state()),
+            history: run.history.clone(),
+        };
+        checkpoint::save(c, vars, &state)?;
+        Ok(())
+    }
+
+    fn on_non_finite(&self, e: TrainError, skipped: &mut u64) -> Result<()> {
+        match self.config.on_non_finite {
+            NonFinitePolicy::Error => Err(e),
+            NonFinitePolicy::SkipBatch => {
+                *skipped += 1;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The shape of a run that a checkpoint must match.
+#[derive(Debug, Clone, Copy)]
+struct FitShape {
+    train_len: usize,
+    batches_per_epoch: usize,
+}
+
+/// The loop's position and everything of the epoch in progress.
+struct RunState {
+    epoch: usize,
+    batch: usize,
+    step: u64,
+    lr: f64,
+    loss_sum: TaskMap<(f64, f64)>,
+    weight_sum: TaskMap<(f64, f64)>,
+    skipped: u64,
+    active: Vec<String>,
+    history: History,
+}
+
+impl RunState {
+    fn fresh(tasks: &TaskSet, lr: f64) -> Self {
+        Self {
+            epoch: 0,
+            batch: 0,
+            step: 0,
+            lr,
+            loss_sum: TaskMap::new(),
+            weight_sum: TaskMap::new(),
+            skipped: 0,
+            active: tasks.names().into_iter().map(String::from).collect(),
+            history: History::default(),
+        }
+    }
+
+    fn from_checkpoint(s: TrainerState) -> Self {
+        Self {
+            epoch: s.epoch,
+            batch: s.batch,
+            step: s.step,
+            lr: s.lr,
+            loss_sum: s.loss_sum,
+            weight_sum: s.weight_sum,
+            skipped: s.skipped,
+            active: s.active,
+            history: s.history,
+        }
+    }
+
+    fn next_epoch(&mut self, lr: f64) {
+        self.epoch += 1;
+        self.batch = 0;
+        self.lr = lr;
+        self.loss_sum = TaskMap::new();
+        self.weight_sum = TaskMap::new();
+        self.skipped = 0;
+    }
+}
+
+/// Checks that a checkpoint's state belongs to this run.
+fn check_fits(
+    path: &Path,
+    state: &TrainerState,
+    config: &TrainConfig,
+    tasks: &TaskSet,
+    stoppers: &TaskMap<Box<dyn TaskStopper>>,
+    fit: FitShape,
+) -> Result<()> {
+    let mut wrong = Vec::new();
+    if &state.config != config {
+        let (a, b) = (
+            serde_json::to_value(&state.config).unwrap_or_default(),
+            serde_json::to_value(config).unwrap_or_default(),
+        );
+        let keys: Vec<String> = match (a.as_object(), b.as_object()) {
+            (Some(a), Some(b)) => a
+                .keys()
+                .chain(b.keys())
+                .filter(|k| a.get(*k) != b.get(*k))
+                .map(|k| {
+                    format!(
+                        "train.{k} (checkpoint {}, now {})",
+                        show(a.get(k)),
+                        show(b.get(k))
+                    )
+                })
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            _ => vec!["train".into()],
+        };
+        wrong.push(format!(
+            "the run's configuration differs: {}",
+            keys.join(", ")
+        ));
+    }
+    if state.train_len != fit.train_len || state.batches_per_epoch != fit.batches_per_epoch {
+        wrong.push(format!(
+            "written for {} training samples in {} batches per epoch, this run has {} in {}",
+            state.train_len, state.batches_per_epoch, fit.train_len, fit.batches_per_epoch
+        ));
+    }
+    if state.epoch > config.epochs || (state.batch != 0 && state.batch >= fit.batches_per_epoch) {
+        wrong.push(format!(
+            "position epoch {} batch {} is outside the run",
+            state.epoch, state.batch
+        ));
+    }
+    for a in &state.active {
+        if tasks.get(a).is_none() {
+            wrong.push(format!("active task {a:?} is not one of this run's tasks"));
+        }
+    }
+    let saved: Vec<&str> = state.stoppers.keys().collect();
+    let ours: Vec<&str> = stoppers.keys().collect();
+    if saved != ours {
+        wrong.push(format!(
+            "stoppers for tasks {saved:?}, this run has stoppers for {ours:?}"
+        ));
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            reason: wrong.join("; "),
+        })
+    }
+}
+
+fn show(v: Option<&serde_json::Value>) -> String {
+    v.map_or_else(|| "unset".into(), |v| v.to_string())
+}
+
+fn non_finite(what: &str, task: &str, epoch: usize, step: u64) -> TrainError {
+    TrainError::NonFinite {
+        what: what.into(),
+        task: task.into(),
+        epoch,
+        step,
+    }
+}
+
+/// Which task owns each task-specific variable.
+fn owners(vars: &VarMap, groups: &ParamGroups) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for (task, prefixes) in groups.tasks.iter() {
+        for (n, _) in select_vars(vars, prefixes) {
+            out.insert(n, task.to_string());
+        }
+    }
+    out
+}
+
+/// The names of the variables that only `task` owns.
+fn task_vars(vars: &VarMap, groups: &ParamGroups, task: &str) -> Vec<String> {
+    groups
+        .tasks
+        .get(task)
+        .map(|prefixes| {
+            select_vars(vars, prefixes)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every variable except those of stopped tasks.
+fn trainable_vars(vars: &VarMap, groups: &ParamGroups, history: &History) -> Vec<(String, Var)> {
+    let mut trainable = sorted_vars(vars);
+    for (name, _) in history.stops.iter() {
+        let frozen = task_vars(vars, groups, name);
+        trainable.retain(|(n, _)| !frozen.contains(n));
+    }
+    trainable
+}
+
+/// The global L2 norm of the gradients of `vars`, or the name of the first variable whose
+/// gradient holds a NaN or an infinity.
+fn grad_norm(
+    vars: &[(String, Var)],
+    grads: &GradStore,
+) -> Result<std::result::Result<f64, String>> {
+    let mut total = 0.0f64;
+    for (name, var) in vars {
+        let Some(g) = grads.get(var.as_tensor()) else {
+            continue;
+        };
+        let sq = f64::from(
+            g.sqr()?
+                .sum_all()?
+                .to_dtype(DType::F32)?
+                .to_scalar::<f32>()?,
+        );
+        if !sq.is_finite() {
+            // Squares of large finite values can overflow f32: decide on the values themselves.
+            if !is_finite(g)? {
+                return Ok(Err(name.clone()));
+            }
+            let g64 = g.to_dtype(DType::F64)?;
+            total += g64.sqr()?.sum_all()?.to_scalar::<f64>()?;
+        } else {
+            total += sq;
+        }
+    }
+    Ok(Ok(total.sqrt()))
+}
+
+/// Scales every gradient by `max / (norm + 1e-6)` when `norm > max` (PyTorch's
+/// `clip_grad_norm_`).
+fn clip(vars: &[(String, Var)], grads: &mut GradStore, norm: f64, max: f64) -> Result<()> {
+    let coef = max / (norm + 1e-6);
+    if coef >= 1.0 {
+        return Ok(());
+    }
+    for (_, var) in vars {
+        if let Some(g) = grads.get(var.as_tensor()) {
+            let scaled = (g * coef)?;
+            grads.insert(var.as_tensor(), scaled);
+        }
+    }
+    Ok(())
 }
 
 fn add(map: &mut TaskMap<(f64, f64)>, name: &str, v: (f64, f64)) {

@@ -3,7 +3,7 @@
 //! [`train`] builds the model of a [`RunConfig`], trains it, keeps the variables of the epoch
 //! with the best validation main-task metric (the epoch the report's metrics come from) and,
 //! when the data has a test split, scores those variables on it.
-use crate::{Result, RunConfig};
+use crate::{Error, Result, RunConfig};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use std::path::Path;
@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 use tandem_data::mtfl::{Mtfl, MtflOptions};
 use tandem_data::{Batcher, Dataset, Subset, SynthFaces, Transform};
 use tandem_heads::MetricValues;
+use tandem_tensor::checkpoint::{self as tc, CheckpointMeta};
 use tandem_tensor::{sorted_vars, TaskMap};
-use tandem_train::{evaluate, EpochRecord, Report, Trainer};
+use tandem_train::{evaluate, CheckpointConfig, EpochRecord, Report, Trainer};
 
 /// The data of one run.
 #[derive(Clone)]
@@ -86,15 +87,55 @@ pub struct RunOutput {
     pub vars: VarMap,
 }
 
+/// Checkpointing and resume of one run (see [`train_with`]).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Write checkpoints as configured (`None`: none). When its `model_config` is `null`, the
+    /// run's [`RunConfig`] is stored in every checkpoint's `meta.json`. The best epoch's
+    /// variables are kept beside them in `DIR/best/`, so a resumed run selects the same model.
+    pub checkpoints: Option<CheckpointConfig>,
+    /// Continue from the newest valid checkpoint of `checkpoints.dir` when there is one (a run
+    /// without one starts afresh; a finished run returns its report without training).
+    pub resume: bool,
+}
+
 /// Builds the model of `cfg`, trains it on `data`, restores the best epoch's variables and
 /// scores them on the test split if there is one.
 pub fn train(
     cfg: &RunConfig,
     data: &RunData,
     device: &Device,
+    on_epoch: impl FnMut(&EpochRecord) + Send + 'static,
+) -> Result<RunOutput> {
+    train_with(cfg, data, device, &RunOptions::default(), on_epoch)
+}
+
+/// [`train`] with checkpoints and resume: killed at any point and called again with
+/// `resume: true`, it returns what an uninterrupted call would have, bit for bit.
+///
+/// ```no_run
+/// # fn f(cfg: &tandem::RunConfig, data: &tandem::run::RunData) -> tandem::Result<()> {
+/// use tandem::run::{train_with, RunOptions};
+/// use tandem::train::CheckpointConfig;
+/// let options = RunOptions {
+///     checkpoints: Some(CheckpointConfig::new("out/variant-a/checkpoints").every_steps(500)),
+///     resume: true,
+/// };
+/// let out = train_with(cfg, data, &candle_core::Device::Cpu, &options, |_| {})?;
+/// # Ok(()) }
+/// ```
+pub fn train_with(
+    cfg: &RunConfig,
+    data: &RunData,
+    device: &Device,
+    options: &RunOptions,
     mut on_epoch: impl FnMut(&EpochRecord) + Send + 'static,
 ) -> Result<RunOutput> {
     cfg.validate()?;
+    let cfg_json = serde_json::to_value(cfg).map_err(|e| Error::Config {
+        key: "config".into(),
+        reason: e.to_string(),
+    })?;
     let tasks = cfg.task_set();
     let vars = VarMap::new();
     let vb = tandem_tensor::seeded_var_builder(&vars, cfg.train.seed, DType::F32, device);
@@ -104,9 +145,26 @@ pub fn train(
         Some(t) => (t.name().to_string(), t.primary_metric().to_string()),
         None => return Err(crate::Error::config("tasks", "no main task")),
     };
-    // The best epoch's variables, copied when the validation main metric improves.
-    let best: Arc<Mutex<Option<Snapshot>>> = Arc::new(Mutex::new(None));
-    let (best_cb, vars_cb) = (best.clone(), vars.clone());
+    // The best epoch's variables, copied when the validation main metric improves (and, with
+    // checkpoints, written to DIR/best so that a resumed run starts from the same best).
+    let best_dir = options.checkpoints.as_ref().map(|c| c.dir.join("best"));
+    let initial = match &best_dir {
+        Some(d) if options.resume => read_best(d, &vars, &cfg_json)?,
+        Some(d) => {
+            if d.exists() {
+                std::fs::remove_dir_all(d).map_err(|e| Error::Config {
+                    key: "checkpoints.dir".into(),
+                    reason: format!("{}: {e}", d.display()),
+                })?;
+            }
+            None
+        }
+        None => None,
+    };
+    let best: Arc<Mutex<Option<Snapshot>>> = Arc::new(Mutex::new(initial));
+    let best_error: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
+    let (best_cb, vars_cb, error_cb) = (best.clone(), vars.clone(), best_error.clone());
+    let best_json = cfg_json.clone();
     let mut trainer = Trainer::new(cfg.train.clone())
         .weighting_boxed(weighting)
         .stopper(cfg.stopper)
@@ -128,13 +186,32 @@ pub fn train(
                         .filter_map(|(n, var)| var.as_tensor().copy().ok().map(|t| (n, t)))
                         .collect();
                     *b = Some((v, snapshot));
+                    if let Some(d) = &best_dir {
+                        let config = serde_json::json!({ "metric": v, "run": best_json });
+                        let meta = CheckpointMeta::new(0, r.epoch + 1, 0, config);
+                        if let Err(e) = tc::save(d, &vars_cb, &meta) {
+                            if let Ok(mut slot) = error_cb.lock() {
+                                slot.get_or_insert(e.into());
+                            }
+                        }
+                    }
                 }
             }
         });
     if let Some(t) = &data.transform {
         trainer = trainer.transform(t.clone());
     }
+    if let Some(c) = &options.checkpoints {
+        let mut c = c.clone();
+        if c.model_config.is_null() {
+            c.model_config = cfg_json.clone();
+        }
+        trainer = trainer.checkpoints(c).resume(options.resume);
+    }
     let report = trainer.fit(net.as_ref(), &tasks, &vars, &data.train, &data.val)?;
+    if let Some(e) = best_error.lock().ok().and_then(|mut e| e.take()) {
+        return Err(e);
+    }
     let snapshot = best.lock().ok().and_then(|mut b| b.take());
     if let Some((_, tensors)) = snapshot {
         for (name, var) in sorted_vars(&vars) {
@@ -157,6 +234,40 @@ pub fn train(
         None => None,
     };
     Ok(RunOutput { report, test, vars })
+}
+
+/// The best epoch's metric and variables saved in `dir` by an earlier call with the same
+/// configuration, if any.
+fn read_best(dir: &Path, vars: &VarMap, cfg_json: &serde_json::Value) -> Result<Option<Snapshot>> {
+    let Ok(meta) = tc::read_meta(dir) else {
+        return Ok(None);
+    };
+    let Some(metric) = meta.config.get("metric").and_then(|m| m.as_f64()) else {
+        return Ok(None);
+    };
+    if meta.config.get("run") != Some(cfg_json) {
+        return Ok(None);
+    }
+    // Load into a scratch copy: the model's own variables come from the trainer's checkpoint.
+    let scratch = VarMap::new();
+    {
+        let mut data = scratch
+            .data()
+            .lock()
+            .map_err(|_| Error::config("vars", "variable map lock poisoned"))?;
+        for (name, var) in sorted_vars(vars) {
+            data.insert(
+                name,
+                candle_core::Var::from_tensor(&var.as_tensor().copy()?)?,
+            );
+        }
+    }
+    tc::load(dir, &scratch)?;
+    let tensors = sorted_vars(&scratch)
+        .into_iter()
+        .map(|(n, v)| (n, v.as_tensor().clone()))
+        .collect();
+    Ok(Some((metric, tensors)))
 }
 
 /// Runs candle's own element-wise operations on the calling thread (`CANDLE_NUM_THREADS=1`)

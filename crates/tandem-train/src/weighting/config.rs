@@ -84,14 +84,14 @@ impl WeightingConfig {
                 for (task, w) in weights {
                     if tasks.get(task).is_none() {
                         return Err(TrainError::config(
-                            "weighting.weights",
+                            &format!("weighting.weights.{task}"),
                             format!("no task named {task:?} (tasks: {:?})", tasks.names()),
                         ));
                     }
                     if !(w.is_finite() && *w >= 0.0) {
                         return Err(TrainError::config(
-                            "weighting.weights",
-                            format!("{task}: {w} is not a number ≥ 0"),
+                            &format!("weighting.weights.{task}"),
+                            format!("{w} is not a number ≥ 0"),
                         ));
                     }
                 }
