@@ -17,7 +17,11 @@ mod tests {
         let v = y.to_vec1::<f32>()?;
         assert!((v[0] - 1f32.tanh()).abs() < 1e-6 && (v[1] - 0.5f32.tanh()).abs() < 1e-6);
         let g = y.sum_all()?.backward()?;
-        let gx = g.get(&x).map(|t| t.to_vec1::<f32>()).transpose()?.unwrap_or_default();
+        let gx = g
+            .get(&x)
+            .map(|t| t.to_vec1::<f32>())
+            .transpose()?
+            .unwrap_or_default();
         let d = |x: f32| 1.0 - x.tanh().powi(2);
         assert!((gx[0] + d(-1.0)).abs() < 1e-6, "{gx:?}");
         assert!((gx[1] - d(0.5)).abs() < 1e-6, "{gx:?}");

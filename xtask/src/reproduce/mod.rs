@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tandem::run::RunData;
 use tandem_data::mtfl::Mtfl;
+use tandem_train::CheckpointConfig;
 
 /// Arguments of `cargo xtask reproduce`.
 #[derive(clap::Args, Debug, Clone)]
@@ -36,6 +37,10 @@ pub struct Args {
     /// Run everything twice and fail if any metric differs by a single bit.
     #[arg(long)]
     check_determinism: bool,
+    /// Continue an interrupted run whose output folder is DIR: finished variants are taken
+    /// from DIR, unfinished ones continue from their latest valid checkpoint.
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
     /// Folder of experiment definitions (default: the ones shipped with xtask).
     #[arg(long)]
     experiments: Option<PathBuf>,
@@ -120,12 +125,19 @@ pub fn run(args: Args) -> Result<()> {
         }
         None => None,
     };
+    if let Some(from) = &args.resume {
+        copy_runs(from, &args.out)?;
+    }
     let results = run_all(&args, &experiments, mtfl.as_ref(), &args.out, &mut timings)?;
     if args.check_determinism {
         println!("== determinism check: running everything again");
         let again_dir = args.out.join("determinism-check");
         let mut t2 = report::Timings::default();
-        let again = run_all(&args, &experiments, mtfl.as_ref(), &again_dir, &mut t2)?;
+        let fresh = Args {
+            resume: None,
+            ..args.clone()
+        };
+        let again = run_all(&fresh, &experiments, mtfl.as_ref(), &again_dir, &mut t2)?;
         if again.json()? != results.json()? {
             bail!(
                 "determinism check failed: {} and {} differ",
@@ -179,25 +191,52 @@ fn run_all(
                 } else {
                     format!("{}/{}", e.name, v.key)
                 };
+                let run_dir = out
+                    .join("runs")
+                    .join(&e.name)
+                    .join(&v.key)
+                    .join(format!("seed-{}", cfg.train.seed));
+                let result_file = run_dir.join("result.json");
+                if args.resume.is_some() {
+                    if let Some(done) = read_result(&result_file)? {
+                        println!(
+                            "   {label}: finished earlier, taken from {}",
+                            result_file.display()
+                        );
+                        runs.push(done);
+                        continue;
+                    }
+                }
                 let epochs = cfg.train.epochs;
                 let t = Instant::now();
-                let out = tandem::run::train(&cfg, &data, &device, move |r| {
+                let options = tandem::run::RunOptions {
+                    checkpoints: Some(
+                        CheckpointConfig::new(run_dir.join("checkpoints"))
+                            .keep_last(2)
+                            .fallback_to_previous(true),
+                    ),
+                    resume: args.resume.is_some(),
+                };
+                let progress_label = label.clone();
+                let out = tandem::run::train_with(&cfg, &data, &device, &options, move |r| {
                     println!(
                         "{}",
-                        report::epoch_line(&label, epochs, r, t.elapsed().as_secs_f64())
+                        report::epoch_line(&progress_label, epochs, r, t.elapsed().as_secs_f64())
                     );
                 })?;
                 println!(
-                    "   {}/{} done: best epoch {}, {}",
-                    e.name,
-                    v.key,
+                    "   {label} done: best epoch {}, {}",
                     out.report.best_epoch,
                     report::summary(&out.report)
                 );
-                runs.push(report::SeedRun {
+                let run = report::SeedRun {
                     report: out.report,
                     test: out.test,
-                });
+                };
+                write_result(&result_file, &run)?;
+                // The result is all a later --resume needs: drop the bulky checkpoints.
+                let _ = std::fs::remove_dir_all(run_dir.join("checkpoints"));
+                runs.push(run);
             }
             timings
                 .variants
@@ -207,6 +246,60 @@ fn run_all(
     }
     results.write(out, experiments, mtfl.is_some())?;
     Ok(results)
+}
+
+/// A finished variant's result, if `path` holds one.
+fn read_result(path: &Path) -> Result<Option<report::SeedRun>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("reading {}", path.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Writes a finished variant's result atomically.
+fn write_result(path: &Path, run: &report::SeedRun) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    tandem::tensor::checkpoint::write_atomic(path, &serde_json::to_vec(run)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Copies `from/runs` into `to/runs` (results and checkpoints of an earlier run) unless the two
+/// folders are the same.
+fn copy_runs(from: &Path, to: &Path) -> Result<()> {
+    let src = from.join("runs");
+    if !src.exists() {
+        bail!(
+            "--resume {}: no earlier run there (no runs/ folder)",
+            from.display()
+        );
+    }
+    let same = match (from.canonicalize(), to.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same {
+        return Ok(());
+    }
+    fn copy_dir(a: &Path, b: &Path) -> Result<()> {
+        std::fs::create_dir_all(b)?;
+        for entry in std::fs::read_dir(a)? {
+            let entry = entry?;
+            let target = b.join(entry.file_name());
+            if entry.file_type()?.is_dir() {
+                copy_dir(&entry.path(), &target)?;
+            } else {
+                std::fs::copy(entry.path(), &target)?;
+            }
+        }
+        Ok(())
+    }
+    copy_dir(&src, &to.join("runs")).with_context(|| format!("copying {}", src.display()))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use tandem_heads::MetricValues;
 use tandem_train::{EpochRecord, History, Report};
 
 /// The outcome of one variant for one seed.
+#[derive(Serialize, serde::Deserialize)]
 pub struct SeedRun {
     pub report: Report,
     pub test: Option<TaskMap<MetricValues>>,
