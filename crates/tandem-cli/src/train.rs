@@ -12,7 +12,7 @@
 //! OUT/weights.svg          the weight each task's loss received
 //! ```
 use crate::{eval, plot, progress};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use candle_core::Device;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -35,7 +35,8 @@ pub struct Args {
     /// Output folder (created; existing files in it are replaced).
     #[arg(long, short, value_name = "DIR", default_value = "runs/train")]
     out: PathBuf,
-    /// Resume from the checkpoint folder of an earlier run.
+    /// Continue the interrupted run whose output folder is DIR (from its latest valid
+    /// training checkpoint in DIR/train-checkpoints).
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
     /// Override the number of epochs (train.epochs).
@@ -95,13 +96,6 @@ pub fn run(args: Args) -> Result<()> {
         cfg.train.seed = s;
     }
     cfg.validate()?;
-    if let Some(r) = &args.resume {
-        bail!(
-            "--resume {}: resuming is not available in this build (the trainer cannot yet \
-             restore optimizer state); start a new run instead",
-            r.display()
-        );
-    }
     let out = &args.out;
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create the output folder {}", out.display()))?;
@@ -142,7 +136,22 @@ pub fn run(args: Args) -> Result<()> {
     )));
     let cb = bar.clone();
     let device = Device::Cpu;
-    let output = tandem::run::train(&cfg, &data, &device, move |r| {
+    // Training checkpoints (model, optimizer, weighting and stopper state) go to
+    // `OUT/train-checkpoints`; `--resume DIR` continues from those of the run in DIR.
+    let options = tandem::run::RunOptions {
+        checkpoints: Some(
+            tandem::train::CheckpointConfig::new(
+                args.resume
+                    .as_deref()
+                    .unwrap_or(out)
+                    .join("train-checkpoints"),
+            )
+            .keep_last(2)
+            .fallback_to_previous(true),
+        ),
+        resume: args.resume.is_some(),
+    };
+    let output = tandem::run::train_with(&cfg, &data, &device, &options, move |r| {
         if let Ok(mut b) = cb.lock() {
             b.epoch(r);
         }
