@@ -65,6 +65,19 @@ impl Conv2d {
         ops::conv2d(x, &self.weight, None, self.padding, self.backend)
     }
 
+    /// The convolution, its bias, `act` and 2×2 max-pooling as one fused op
+    /// ([`ops::conv_bias_act_pool2x2`]): `[B, C_in, H, W]` → `[B, C_out, ⌊H_o/2⌋, ⌊W_o/2⌋]`.
+    pub fn forward_act_pool2x2(&self, x: &Tensor, act: ops::Activation) -> Result<Tensor> {
+        ops::conv_bias_act_pool2x2(
+            x,
+            &self.weight,
+            Some(&self.bias),
+            self.padding,
+            act,
+            self.backend,
+        )
+    }
+
     /// Applies the convolution.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         ops::conv2d(

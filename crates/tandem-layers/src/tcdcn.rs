@@ -16,7 +16,7 @@ use crate::{Activation, Backbone, Conv2d, LayerError, Result};
 use candle_core::Tensor;
 use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
-use tandem_tensor::ops::{bias_act, bias_act_pool2x2, Backend};
+use tandem_tensor::ops::{bias_act, Backend};
 
 /// Configuration of the [`Tcdcn`] trunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,8 +188,7 @@ impl Backbone for Tcdcn {
                 } else {
                     x.clone()
                 };
-                let z = self.convs[k].forward_no_bias(&x)?;
-                bias_act_pool2x2(&z, Some(self.convs[k].bias()), act, be)
+                self.convs[k].forward_act_pool2x2(&x, act)
             }
             3 => {
                 let z = self.convs[3].forward_no_bias(x)?;

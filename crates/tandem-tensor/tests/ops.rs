@@ -6,7 +6,9 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tandem_tensor::ops::{bias_act, bias_act_pool2x2, conv2d, max_pool2x2, Activation, Backend};
+use tandem_tensor::ops::{
+    bias_act, bias_act_pool2x2, conv2d, conv_bias_act_pool2x2, max_pool2x2, Activation, Backend,
+};
 
 fn random(shape: &[usize], seed: u64) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -300,8 +302,27 @@ fn grads_with_threads(threads: usize) -> Vec<Vec<f32>> {
             Backend::Tandem,
         )
         .unwrap();
-        let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
-        [&x, &w1, &b1, &w2, &b2, &w3]
+        // a whole stage as one op, beside the composed one
+        let w4 = var(&[5, 8, 3, 3], 7);
+        let b4 = var(&[5], 8);
+        let h_in = max_pool2x2(
+            &conv2d(x.as_tensor(), w1.as_tensor(), None, 1, Backend::Tandem).unwrap(),
+            Backend::Tandem,
+        )
+        .unwrap();
+        let s = conv_bias_act_pool2x2(
+            &h_in,
+            w4.as_tensor(),
+            Some(b4.as_tensor()),
+            1,
+            Activation::Tanh,
+            Backend::Tandem,
+        )
+        .unwrap();
+        let loss =
+            (y.sqr().unwrap().sum_all().unwrap() + s.sqr().unwrap().sum_all().unwrap()).unwrap();
+        let g = loss.backward().unwrap();
+        [&x, &w1, &b1, &w2, &b2, &w3, &w4, &b4]
             .iter()
             .map(|v| to_vec(g.get(v).unwrap()))
             .collect()
@@ -432,6 +453,97 @@ fn bias_act_pool_matches_the_composition() {
     }
 }
 
+/// Output, ∂x, ∂w, ∂b of `Σ stage(x) ⊙ r` for a whole conv stage, fused (`true`) or composed.
+fn stage_case(
+    fused: bool,
+    backend: Backend,
+    (x, w, b): (&Var, &Var, Option<&Var>),
+    pad: usize,
+    act: Activation,
+) -> [Vec<f32>; 4] {
+    let (xt, wt, bt) = (x.as_tensor(), w.as_tensor(), b.map(|b| b.as_tensor()));
+    let y = if fused {
+        conv_bias_act_pool2x2(xt, wt, bt, pad, act, backend).unwrap()
+    } else {
+        let z = conv2d(xt, wt, None, pad, backend).unwrap();
+        max_pool2x2(&bias_act(&z, bt, act, backend).unwrap(), backend).unwrap()
+    };
+    let r = Tensor::from_vec(random(y.dims(), 95), y.shape(), &Device::Cpu).unwrap();
+    let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let grad = |v: &Var| g.get(v).map(to_vec).unwrap_or_default();
+    [
+        to_vec(&y),
+        grad(x),
+        grad(w),
+        b.map(grad).unwrap_or_default(),
+    ]
+}
+
+fn check_stage(
+    x_shape: [usize; 4],
+    (o, kh, kw): (usize, usize, usize),
+    pad: usize,
+    bias: bool,
+    act: Activation,
+    seed: u64,
+) {
+    let x = var(&x_shape, seed);
+    let w = var(&[o, x_shape[1], kh, kw], seed + 1);
+    let b = bias.then(|| var(&[o], seed + 2));
+    let args = (&x, &w, b.as_ref());
+    let fused = stage_case(true, Backend::Tandem, args, pad, act);
+    let composed = stage_case(false, Backend::Tandem, args, pad, act);
+    let candle = stage_case(false, Backend::Candle, args, pad, act);
+    for (name, ((f, c), k)) in ["y", "dx", "dw", "db"]
+        .iter()
+        .zip(fused.iter().zip(&composed).zip(&candle))
+    {
+        let (e1, e2) = (rel_err(f, c), rel_err(f, k));
+        assert!(e1 < 1e-4, "{name} vs composition: {e1} {x_shape:?} {act:?}");
+        assert!(e2 < 1e-4, "{name} vs candle: {e2} {x_shape:?} {act:?}");
+    }
+}
+
+#[test]
+fn conv_stage_matches_the_composition() {
+    for act in [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::Tanh,
+        Activation::AbsTanh,
+    ] {
+        check_stage([4, 1, 40, 40], (16, 5, 5), 0, true, act, 1);
+        check_stage([4, 16, 18, 18], (48, 3, 3), 0, true, act, 2);
+        check_stage([5, 48, 8, 8], (64, 3, 3), 0, true, act, 3);
+        // padding, odd sizes, no bias, batch not a multiple of the chunk
+        check_stage([9, 3, 7, 5], (4, 3, 3), 1, false, act, 4);
+        check_stage([17, 2, 5, 6], (3, 2, 3), 1, true, act, 5);
+    }
+}
+
+#[test]
+fn conv_stage_gradient_is_whole_at_the_window_maximum() {
+    // 1x1 kernel of weight 1, no bias, identity: the stage is a plain 2x2 max-pool
+    let x = Var::new(&[[[[1f32, -5.], [3., 2.]]]], &Device::Cpu).unwrap();
+    let w = Var::new(&[[[[1f32]]]], &Device::Cpu).unwrap();
+    for (act, want) in [
+        (Activation::Identity, [0.0, 0.0, 1.0, 0.0]),
+        // |tanh| picks the largest |z|: -5, with derivative sign(z)·(1 − tanh²)
+        (
+            Activation::AbsTanh,
+            [0.0, -(1.0 - 5f32.tanh().powi(2)), 0.0, 0.0],
+        ),
+    ] {
+        let y = conv_bias_act_pool2x2(x.as_tensor(), w.as_tensor(), None, 0, act, Backend::Tandem)
+            .unwrap();
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let gx = to_vec(g.get(&x).unwrap());
+        for (a, b) in gx.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{act:?}: {gx:?} vs {want:?}");
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -450,5 +562,18 @@ proptest! {
         bn in 1usize..4, c in 1usize..5, h in 2usize..13, wd in 2usize..13, seed in 0u64..1000,
     ) {
         check_pool_against_candle([bn, c, h, wd], seed);
+    }
+
+    #[test]
+    fn conv_stage_random_shapes_match_the_composition(
+        bn in 1usize..6, c in 1usize..4, o in 1usize..5,
+        kh in 1usize..4, kw in 1usize..4, pad in 0usize..2,
+        h in 2usize..12, wd in 2usize..12, bias: bool, act in 0usize..4, seed in 0u64..1000,
+    ) {
+        // an output whose window lies wholly in the padding equals the bias: its pooling
+        // window holds ties, where candle's max shares the gradient and ours picks the first
+        prop_assume!(kh < h + 2 * pad && kw < wd + 2 * pad && pad < kh && pad < kw);
+        let act = [Activation::Identity, Activation::Relu, Activation::Tanh, Activation::AbsTanh][act];
+        check_stage([bn, c, h, wd], (o, kh, kw), pad, bias, act, seed);
     }
 }

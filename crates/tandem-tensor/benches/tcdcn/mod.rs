@@ -11,7 +11,9 @@
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
 
-use tandem_tensor::ops::{bias_act, bias_act_pool2x2, conv2d, max_pool2x2, Activation, Backend};
+use tandem_tensor::ops::{
+    bias_act, conv2d, conv_bias_act_pool2x2, max_pool2x2, Activation, Backend,
+};
 
 /// Class counts of the four classification heads.
 const CLASSES: [usize; 4] = [2, 2, 2, 5];
@@ -26,8 +28,8 @@ pub struct Net {
 }
 
 impl Net {
-    /// Builds the network's variables under `vb`; `fuse_pool` runs bias, activation and
-    /// pooling as one op ([`bias_act_pool2x2`]) instead of [`bias_act`] then [`max_pool2x2`].
+    /// Builds the network's variables under `vb`; `fuse_pool` runs each pooled stage as one op
+    /// ([`conv_bias_act_pool2x2`]) instead of [`conv2d`], [`bias_act`] then [`max_pool2x2`].
     pub fn new(vb: VarBuilder, backend: Backend, fuse_pool: bool) -> Result<Self> {
         let mut convs = Vec::new();
         for (i, (cin, cout, k)) in [(1, 16, 5), (16, 48, 3), (48, 64, 3), (64, 64, 2)]
@@ -80,15 +82,20 @@ impl Net {
     /// Head outputs for an input `[B, 1, 40, 40]`.
     pub fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
         let mut h = x.clone();
+        let act = Activation::AbsTanh;
         for (i, (w, b)) in self.convs.iter().enumerate() {
-            let z = conv2d(&h, w, None, 0, self.backend)?;
-            let act = Activation::AbsTanh;
             h = match (i < 3, self.fuse_pool) {
-                (true, true) => bias_act_pool2x2(&z, Some(b), act, self.backend)?,
+                (true, true) => conv_bias_act_pool2x2(&h, w, Some(b), 0, act, self.backend)?,
                 (true, false) => {
+                    let z = conv2d(&h, w, None, 0, self.backend)?;
                     max_pool2x2(&bias_act(&z, Some(b), act, self.backend)?, self.backend)?
                 }
-                (false, _) => bias_act(&z, Some(b), act, self.backend)?,
+                (false, _) => bias_act(
+                    &conv2d(&h, w, None, 0, self.backend)?,
+                    Some(b),
+                    act,
+                    self.backend,
+                )?,
             };
         }
         let z = h.flatten_from(1)?.matmul(&self.fc.0.t()?)?;

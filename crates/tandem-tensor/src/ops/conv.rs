@@ -38,16 +38,16 @@ const MIN_CHUNKS: usize = 8;
 /// Shapes of one convolution.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Geom {
-    b: usize,
+    pub(crate) b: usize,
     c: usize,
     h: usize,
     w: usize,
-    o: usize,
+    pub(crate) o: usize,
     kh: usize,
     kw: usize,
     pad: usize,
-    ho: usize,
-    wo: usize,
+    pub(crate) ho: usize,
+    pub(crate) wo: usize,
 }
 
 impl Geom {
@@ -78,25 +78,25 @@ impl Geom {
     }
 
     /// Rows of the im2col matrix, `C·Kh·Kw`.
-    fn k(&self) -> usize {
+    pub(crate) fn k(&self) -> usize {
         self.c * self.kh * self.kw
     }
 
     /// Output pixels per image and channel.
-    fn p(&self) -> usize {
+    pub(crate) fn p(&self) -> usize {
         self.ho * self.wo
     }
 
-    fn in_image(&self) -> usize {
+    pub(crate) fn in_image(&self) -> usize {
         self.c * self.h * self.w
     }
 
-    fn out_image(&self) -> usize {
+    pub(crate) fn out_image(&self) -> usize {
         self.o * self.p()
     }
 
     /// Images per chunk: a function of the shapes only (never of the thread count).
-    fn chunk(&self) -> usize {
+    pub(crate) fn chunk(&self) -> usize {
         let by_columns = TARGET_COLUMNS.div_ceil(self.p().max(1));
         let by_batch = self.b.div_ceil(MIN_CHUNKS).max(1);
         by_columns.clamp(1, by_batch)
@@ -119,7 +119,7 @@ impl Geom {
     }
 
     /// Lays the receptive fields of `nb` images `x [nb, C, H, W]` out as `cols [K, nb·P]`.
-    fn im2col(&self, x: &[f32], nb: usize, cols: &mut [f32]) {
+    pub(crate) fn im2col(&self, x: &[f32], nb: usize, cols: &mut [f32]) {
         let (p, n) = (self.p(), nb * self.p());
         let plane = self.h * self.w;
         for (row_idx, row) in cols.chunks_exact_mut(n).enumerate().take(self.k()) {
@@ -147,8 +147,160 @@ impl Geom {
         }
     }
 
+    /// Output pixels per image and channel that a 2×2 pooling reads: `4·⌊Ho/2⌋·⌊Wo/2⌋`.
+    pub(crate) fn p_pooled(&self) -> usize {
+        4 * (self.ho / 2) * (self.wo / 2)
+    }
+
+    /// The pooled columns `[lo, hi)` whose input column `2j + s − p` lies inside `[0, W)`.
+    fn valid_pooled_cols(&self, s: usize) -> (usize, usize) {
+        let wp = self.wo / 2;
+        let lo = self.pad.saturating_sub(s).div_ceil(2).min(wp);
+        let hi = (self.w + self.pad)
+            .saturating_sub(s)
+            .div_ceil(2)
+            .min(wp)
+            .max(lo);
+        (lo, hi)
+    }
+
+    /// [`Self::im2col`] restricted to the outputs a 2×2 pooling reads, in window order:
+    /// `cols [K, nb·4·Pp]`, column `bi·4·Pp + q·Pp + i·Wp + j` (`Pp = Hp·Wp`, `Hp = ⌊Ho/2⌋`,
+    /// `Wp = ⌊Wo/2⌋`) holding the receptive field of output `(2i + q/2, 2j + q%2)` of image
+    /// `bi`. The four positions `q` of every window then lie in four contiguous blocks.
+    pub(crate) fn im2col_pooled(&self, x: &[f32], nb: usize, cols: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked above).
+            return unsafe { self.im2col_pooled_avx2(x, nb, cols) };
+        }
+        self.im2col_pooled_any(x, nb, cols)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn im2col_pooled_avx2(&self, x: &[f32], nb: usize, cols: &mut [f32]) {
+        self.im2col_pooled_any(x, nb, cols)
+    }
+
+    #[inline(always)]
+    fn im2col_pooled_any(&self, x: &[f32], nb: usize, cols: &mut [f32]) {
+        let (hp, wp) = (self.ho / 2, self.wo / 2);
+        let pp = hp * wp;
+        let n = nb * 4 * pp;
+        let plane = self.h * self.w;
+        if n == 0 {
+            return;
+        }
+        for (row_idx, row) in cols.chunks_exact_mut(n).enumerate().take(self.k()) {
+            let (c, u, v) = (
+                row_idx / (self.kh * self.kw),
+                (row_idx / self.kw) % self.kh,
+                row_idx % self.kw,
+            );
+            for bi in 0..nb {
+                let src = &x[(bi * self.c + c) * plane..][..plane];
+                if self.pad == 0 {
+                    // every receptive field lies inside the image: plain strided copies
+                    for (q, block) in row[bi * 4 * pp..][..4 * pp]
+                        .chunks_exact_mut(pp)
+                        .enumerate()
+                    {
+                        let base = (q / 2 + u) * self.w + q % 2 + v;
+                        for (i, drow) in block.chunks_exact_mut(wp).enumerate() {
+                            let srow = &src[base + 2 * i * self.w..][..2 * wp - 1];
+                            for (j, d) in drow.iter_mut().enumerate() {
+                                *d = srow[2 * j];
+                            }
+                        }
+                    }
+                    continue;
+                }
+                for q in 0..4 {
+                    let (dr, dc) = (q / 2, q % 2);
+                    let (lo, hi) = self.valid_pooled_cols(v + dc);
+                    for i in 0..hp {
+                        let dst = &mut row[bi * 4 * pp + q * pp + i * wp..][..wp];
+                        match self.in_row(2 * i + dr, u) {
+                            None => dst.fill(0.0),
+                            Some(r) => {
+                                dst[..lo].fill(0.0);
+                                dst[hi..].fill(0.0);
+                                if lo == hi {
+                                    continue;
+                                }
+                                let start = r * self.w + 2 * lo + v + dc - self.pad;
+                                copy_stride2(&mut dst[lo..hi], &src[start..]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds `dcols` laid out as by [`Self::im2col_pooled`] back onto `dx [nb, C, H, W]`.
+    pub(crate) fn col2im_pooled(&self, dcols: &[f32], nb: usize, dx: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked above).
+            return unsafe { self.col2im_pooled_avx2(dcols, nb, dx) };
+        }
+        self.col2im_pooled_any(dcols, nb, dx)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn col2im_pooled_avx2(&self, dcols: &[f32], nb: usize, dx: &mut [f32]) {
+        self.col2im_pooled_any(dcols, nb, dx)
+    }
+
+    #[inline(always)]
+    fn col2im_pooled_any(&self, dcols: &[f32], nb: usize, dx: &mut [f32]) {
+        let (hp, wp) = (self.ho / 2, self.wo / 2);
+        let pp = hp * wp;
+        let n = nb * 4 * pp;
+        let plane = self.h * self.w;
+        if n == 0 {
+            return;
+        }
+        for (row_idx, row) in dcols.chunks_exact(n).enumerate().take(self.k()) {
+            let (c, u, v) = (
+                row_idx / (self.kh * self.kw),
+                (row_idx / self.kw) % self.kh,
+                row_idx % self.kw,
+            );
+            for bi in 0..nb {
+                let dst = &mut dx[(bi * self.c + c) * plane..][..plane];
+                if self.pad == 0 {
+                    for (q, block) in row[bi * 4 * pp..][..4 * pp].chunks_exact(pp).enumerate() {
+                        let base = (q / 2 + u) * self.w + q % 2 + v;
+                        for (i, srow) in block.chunks_exact(wp).enumerate() {
+                            let drow = &mut dst[base + 2 * i * self.w..][..2 * wp - 1];
+                            for (j, s) in srow.iter().enumerate() {
+                                drow[2 * j] += s;
+                            }
+                        }
+                    }
+                    continue;
+                }
+                for q in 0..4 {
+                    let (dr, dc) = (q / 2, q % 2);
+                    let (lo, hi) = self.valid_pooled_cols(v + dc);
+                    for i in 0..hp {
+                        if let Some(r) = self.in_row(2 * i + dr, u).filter(|_| lo < hi) {
+                            let src = &row[bi * 4 * pp + q * pp + i * wp..][lo..hi];
+                            let start = r * self.w + 2 * lo + v + dc - self.pad;
+                            add_stride2(&mut dst[start..], src);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Adds `dcols [K, nb·P]` back onto `dx [nb, C, H, W]` (the adjoint of [`Self::im2col`]).
-    fn col2im(&self, dcols: &[f32], nb: usize, dx: &mut [f32]) {
+    pub(crate) fn col2im(&self, dcols: &[f32], nb: usize, dx: &mut [f32]) {
         let (p, n) = (self.p(), nb * self.p());
         let plane = self.h * self.w;
         for (row_idx, row) in dcols.chunks_exact(n).enumerate().take(self.k()) {
@@ -172,6 +324,30 @@ impl Geom {
             }
         }
     }
+}
+
+/// `dst[j] = src[2j]` for every `j < dst.len()`.
+#[inline(always)]
+fn copy_stride2(dst: &mut [f32], src: &[f32]) {
+    let Some((last, head)) = dst.split_last_mut() else {
+        return;
+    };
+    for (d, pair) in head.iter_mut().zip(src.chunks_exact(2)) {
+        *d = pair[0];
+    }
+    *last = src[2 * head.len()];
+}
+
+/// `dst[2j] += src[j]` for every `j < src.len()`.
+#[inline(always)]
+fn add_stride2(dst: &mut [f32], src: &[f32]) {
+    let Some((last, head)) = src.split_last() else {
+        return;
+    };
+    for (pair, s) in dst.chunks_exact_mut(2).zip(head) {
+        pair[0] += s;
+    }
+    dst[2 * head.len()] += last;
 }
 
 /// Forward convolution of `x [B, C, H, W]` with `w [O, C, Kh, Kw]` and optional bias `[O]`.
@@ -235,9 +411,47 @@ pub(crate) fn backward(
     x: &[f32],
     w: &[f32],
     dy: &[f32],
-    (need_dx, need_dw, need_db): (bool, bool, bool),
+    need: (bool, bool, bool),
 ) -> Result<Grads> {
-    let (k, p, o) = (g.k(), g.p(), g.o);
+    let (o, p) = (g.o, g.p());
+    backward_from(g, x, w, need, Columns::All, |b0, nbi, dyc| {
+        // ∂Y of the chunk, [nb, O, P] → [O, nb·P]
+        let n = nbi * p;
+        let dy_img = &dy[b0 * g.out_image()..][..nbi * g.out_image()];
+        for (bi, img) in dy_img.chunks_exact(o * p).enumerate() {
+            for (oc, src) in img.chunks_exact(p).enumerate() {
+                dyc[oc * n + bi * p..][..p].copy_from_slice(src);
+            }
+        }
+    })
+}
+
+/// Which output columns a backward pass works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Columns {
+    /// Every output, in row-major order ([`Geom::im2col`]).
+    All,
+    /// The outputs a 2×2 pooling reads, in window order ([`Geom::im2col_pooled`]); the others
+    /// have a zero gradient.
+    Pooled,
+}
+
+/// Backward convolution with the output gradient supplied chunk by chunk:
+/// `fill(b0, nb, dyc)` writes every element of `∂Y [O, nb·P]` for images `b0..b0 + nb`
+/// (`P` and the column order as `columns` says).
+pub(crate) fn backward_from(
+    g: &Geom,
+    x: &[f32],
+    w: &[f32],
+    (need_dx, need_dw, need_db): (bool, bool, bool),
+    columns: Columns,
+    fill: impl Fn(usize, usize, &mut [f32]) + Sync,
+) -> Result<Grads> {
+    let (k, o) = (g.k(), g.o);
+    let p = match columns {
+        Columns::All => g.p(),
+        Columns::Pooled => g.p_pooled(),
+    };
     let nb = g.chunk();
     let n_chunks = g.b.div_ceil(nb);
     let mut dx = if need_dx {
@@ -259,24 +473,18 @@ pub(crate) fn backward(
                 let b0 = ci * nb;
                 let nbi = nb.min(g.b - b0);
                 let n = nbi * p;
-                let dy_img = &dy[b0 * g.out_image()..][..nbi * g.out_image()];
-                // ∂Y of the chunk as [O, nb·P]
-                with_scratch(if nbi == 1 { 0 } else { o * n }, |gathered| {
-                    let dyc: &[f32] = if nbi == 1 {
-                        dy_img
-                    } else {
-                        for (bi, img) in dy_img.chunks_exact(o * p).enumerate() {
-                            for (oc, src) in img.chunks_exact(p).enumerate() {
-                                gathered[oc * n + bi * p..][..p].copy_from_slice(src);
-                            }
-                        }
-                        gathered
-                    };
+                with_scratch(o * n, |dyc| {
+                    fill(b0, nbi, dyc);
+                    let dyc: &[f32] = dyc;
                     let db = need_db.then(|| dyc.chunks_exact(n).map(sum_f32).collect());
                     let dw = if need_dw {
                         let mut dw = vec![0f32; o * k];
                         with_scratch(k * n, |cols| {
-                            g.im2col(&x[b0 * g.in_image()..], nbi, cols);
+                            let x = &x[b0 * g.in_image()..];
+                            match columns {
+                                Columns::All => g.im2col(x, nbi, cols),
+                                Columns::Pooled => g.im2col_pooled(x, nbi, cols),
+                            }
                             matmul(
                                 (o, k, n),
                                 &mut dw,
@@ -300,7 +508,10 @@ pub(crate) fn backward(
                                 MatRef::rows_t(w, k),
                                 MatRef::rows(dyc, n),
                             )?;
-                            g.col2im(dcols, nbi, dx);
+                            match columns {
+                                Columns::All => g.col2im(dcols, nbi, dx),
+                                Columns::Pooled => g.col2im_pooled(dcols, nbi, dx),
+                            }
                             Ok::<_, candle_core::Error>(())
                         })?;
                     }

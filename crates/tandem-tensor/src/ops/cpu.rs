@@ -32,7 +32,9 @@ thread_local! {
 ///
 /// The buffer's contents are unspecified: `f` must write every element before reading it.
 /// Reusing buffers spares the page faults and zeroing of fresh allocations on every call;
-/// each thread keeps its largest buffers alive between calls.
+/// each thread keeps its largest buffers alive between calls. Always inlined, so that the
+/// loops of `f` are compiled with the target features of the caller (see [`wide`]).
+#[inline(always)]
 pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     let mut buf = SCRATCH.with(|s| s.borrow_mut().pop()).unwrap_or_default();
     if buf.len() < len {

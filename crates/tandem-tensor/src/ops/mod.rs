@@ -36,6 +36,7 @@ pub enum Backend {
 mod act;
 mod act_pool;
 mod conv;
+mod conv_act_pool;
 mod cpu;
 mod gemm;
 mod pool;
@@ -134,6 +135,41 @@ pub fn bias_act_pool2x2(
         };
     }
     max_pool2x2(&bias_act(x, bias, act, backend)?, backend)
+}
+
+/// A whole convolution stage as one op:
+/// `max_pool2x2(bias_act(conv2d(x, weight, None, padding), bias, act))`.
+///
+/// `x [B, C_in, H, W]`, `weight [C_out, C_in, K_h, K_w]`, `bias [C_out]` →
+/// `[B, C_out, ⌊H_o/2⌋, ⌊W_o/2⌋]` with `H_o = H + 2p − K_h + 1`, `W_o = W + 2p − K_w + 1`.
+///
+/// With [`Backend::Tandem`] on f32 CPU tensors the pre-activation never becomes a tensor:
+/// each chunk of images is convolved, activated and pooled in scratch memory, the activation
+/// is evaluated once per output (every [`Activation`] is non-decreasing in `|z|` or `z`, so the
+/// window's maximum is found before activating), and the backward pass rebuilds the sparse
+/// pre-activation gradient from the one-byte window positions and derivatives the forward
+/// pass kept. The result and the gradients equal those of the composition up to rounding;
+/// the gradients are bit-identical for any number of threads. Otherwise it is the composition.
+pub fn conv_bias_act_pool2x2(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    padding: usize,
+    act: Activation,
+    backend: Backend,
+) -> Result<Tensor> {
+    let mut all = vec![x, weight];
+    all.extend(bias);
+    if tandem_handles(backend, &all) && x.rank() == 4 && weight.rank() == 4 {
+        let bias = match bias {
+            Some(b) => b.contiguous()?,
+            None => Tensor::zeros(weight.dim(0)?, DType::F32, x.device())?,
+        };
+        let op = conv_act_pool::ConvActPoolOp::new(padding, act);
+        return x.contiguous()?.apply_op3(&weight.contiguous()?, &bias, op);
+    }
+    let z = conv2d(x, weight, None, padding, backend)?;
+    bias_act_pool2x2(&z, bias, act, backend)
 }
 
 /// 2×2 max-pooling with stride 2: `[B, C, H, W]` → `[B, C, ⌊H/2⌋, ⌊W/2⌋]`.
