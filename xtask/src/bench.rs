@@ -42,6 +42,13 @@ pub struct BenchArgs {
     /// Also write the medians as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Run tandem without its malloc tuning (`TANDEM_MALLOC_TUNING=0`).
+    #[arg(long)]
+    pub no_malloc_tuning: bool,
+    /// Give PyTorch the same glibc malloc settings tandem applies to itself (mmap threshold
+    /// 32 MiB, trim threshold 256 MiB, through `GLIBC_TUNABLES`).
+    #[arg(long)]
+    pub pytorch_malloc_tuning: bool,
 }
 
 /// Arguments of the hidden `cargo xtask bench-step` (one tandem run, JSON on stdout).
@@ -191,17 +198,29 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         if args.candle_ops {
             cmd.arg("--candle-ops");
         }
+        if args.no_malloc_tuning {
+            cmd.env("TANDEM_MALLOC_TUNING", "0");
+        }
         let t = run_child(&mut cmd)?;
         println!("round {} tandem  {t}", round + 1);
         runs[0].push(t);
         if torch.is_ok() {
-            let p = run_child(
-                Command::new(&args.python)
-                    .arg(script())
-                    .args(["--threads", &threads, "--seconds", &seconds])
-                    .env("OMP_NUM_THREADS", &threads)
-                    .env("MKL_NUM_THREADS", &threads),
-            )?;
+            let mut py = Command::new(&args.python);
+            py.arg(script())
+                .args(["--threads", &threads, "--seconds", &seconds])
+                .env("OMP_NUM_THREADS", &threads)
+                .env("MKL_NUM_THREADS", &threads);
+            if args.pytorch_malloc_tuning {
+                use tandem_tensor::runtime::{MMAP_THRESHOLD, TRIM_THRESHOLD};
+                py.env(
+                    "GLIBC_TUNABLES",
+                    format!(
+                        "glibc.malloc.mmap_threshold={MMAP_THRESHOLD}:\
+                         glibc.malloc.trim_threshold={TRIM_THRESHOLD}"
+                    ),
+                );
+            }
+            let p = run_child(&mut py)?;
             println!("round {} pytorch {p}", round + 1);
             runs[1].push(p);
         }

@@ -33,6 +33,7 @@ mod error;
 mod guard;
 mod init;
 pub mod ops;
+pub mod runtime;
 mod target;
 mod task_map;
 mod vars;

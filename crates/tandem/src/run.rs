@@ -270,12 +270,9 @@ fn read_best(dir: &Path, vars: &VarMap, cfg_json: &serde_json::Value) -> Result<
     Ok(Some((metric, tensors)))
 }
 
-/// Runs candle's own element-wise operations on the calling thread (`CANDLE_NUM_THREADS=1`)
-/// unless the variable is already set. On a few cores its spin-waiting pool costs more than it
-/// saves (~30 % of a TCDCN step on 2 cores, see docs/performance.md); tandem's kernels and the
-/// GEMMs keep using rayon's pool. Call it at the start of `main`, before any tensor work.
+/// Sets the process up for fast CPU training: candle's element-wise ops on the calling thread
+/// (`CANDLE_NUM_THREADS=1` unless set) and glibc's malloc tuned for large short-lived tensors
+/// (see [`tandem_tensor::runtime`]). Call it at the start of `main`, before any tensor work.
 pub fn init_cpu_threads() {
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-    }
+    tandem_tensor::runtime::tune_cpu_runtime();
 }

@@ -192,6 +192,9 @@ impl Geom {
         if n == 0 {
             return;
         }
+        if self.pad == 0 {
+            return self.im2col_pooled_valid(x, nb, cols);
+        }
         for (row_idx, row) in cols.chunks_exact_mut(n).enumerate().take(self.k()) {
             let (c, u, v) = (
                 row_idx / (self.kh * self.kw),
@@ -200,22 +203,6 @@ impl Geom {
             );
             for bi in 0..nb {
                 let src = &x[(bi * self.c + c) * plane..][..plane];
-                if self.pad == 0 {
-                    // every receptive field lies inside the image: plain strided copies
-                    for (q, block) in row[bi * 4 * pp..][..4 * pp]
-                        .chunks_exact_mut(pp)
-                        .enumerate()
-                    {
-                        let base = (q / 2 + u) * self.w + q % 2 + v;
-                        for (i, drow) in block.chunks_exact_mut(wp).enumerate() {
-                            let srow = &src[base + 2 * i * self.w..][..2 * wp - 1];
-                            for (j, d) in drow.iter_mut().enumerate() {
-                                *d = srow[2 * j];
-                            }
-                        }
-                    }
-                    continue;
-                }
                 for q in 0..4 {
                     let (dr, dc) = (q / 2, q % 2);
                     let (lo, hi) = self.valid_pooled_cols(v + dc);
@@ -237,6 +224,78 @@ impl Geom {
                 }
             }
         }
+    }
+
+    /// [`Self::im2col_pooled`] without padding, through phase planes: each input plane is first
+    /// split into its four (row parity, column parity) sub-planes, in which every row segment
+    /// of a window block is contiguous, so the copies are plain contiguous moves.
+    #[inline(always)]
+    fn im2col_pooled_valid(&self, x: &[f32], nb: usize, cols: &mut [f32]) {
+        let (hp, wp) = (self.ho / 2, self.wo / 2);
+        let pp = hp * wp;
+        let n = nb * 4 * pp;
+        let plane = self.h * self.w;
+        let ph = Phases::new(self.h, self.w);
+        with_scratch(plane, |phases| {
+            for bi in 0..nb {
+                for c in 0..self.c {
+                    ph.split(&x[(bi * self.c + c) * plane..][..plane], self.w, phases);
+                    for u in 0..self.kh {
+                        for v in 0..self.kw {
+                            let row_idx = (c * self.kh + u) * self.kw + v;
+                            let row = &mut cols[row_idx * n + bi * 4 * pp..][..4 * pp];
+                            for (q, block) in row.chunks_exact_mut(pp).enumerate() {
+                                let (sr, sc) = (q / 2 + u, q % 2 + v);
+                                let (src, wc) = ph.plane(phases, sr % 2, sc % 2);
+                                let src = &src[(sr / 2) * wc + sc / 2..];
+                                for (i, drow) in block.chunks_exact_mut(wp).enumerate() {
+                                    drow.copy_from_slice(&src[i * wc..][..wp]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// [`Self::col2im_pooled`] without padding, through phase planes (see
+    /// [`Self::im2col_pooled_valid`]).
+    #[inline(always)]
+    fn col2im_pooled_valid(&self, dcols: &[f32], nb: usize, dx: &mut [f32]) {
+        let (hp, wp) = (self.ho / 2, self.wo / 2);
+        let pp = hp * wp;
+        let n = nb * 4 * pp;
+        let plane = self.h * self.w;
+        let ph = Phases::new(self.h, self.w);
+        with_scratch(plane, |phases| {
+            for bi in 0..nb {
+                for c in 0..self.c {
+                    phases.fill(0.0);
+                    for u in 0..self.kh {
+                        for v in 0..self.kw {
+                            let row_idx = (c * self.kh + u) * self.kw + v;
+                            let row = &dcols[row_idx * n + bi * 4 * pp..][..4 * pp];
+                            for (q, block) in row.chunks_exact(pp).enumerate() {
+                                let (sr, sc) = (q / 2 + u, q % 2 + v);
+                                let (dst, wc) = ph.plane_mut(phases, sr % 2, sc % 2);
+                                let dst = &mut dst[(sr / 2) * wc + sc / 2..];
+                                for (i, srow) in block.chunks_exact(wp).enumerate() {
+                                    for (d, s) in dst[i * wc..][..wp].iter_mut().zip(srow) {
+                                        *d += s;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    ph.merge_add(
+                        phases,
+                        self.w,
+                        &mut dx[(bi * self.c + c) * plane..][..plane],
+                    );
+                }
+            }
+        })
     }
 
     /// Adds `dcols` laid out as by [`Self::im2col_pooled`] back onto `dx [nb, C, H, W]`.
@@ -264,6 +323,9 @@ impl Geom {
         if n == 0 {
             return;
         }
+        if self.pad == 0 {
+            return self.col2im_pooled_valid(dcols, nb, dx);
+        }
         for (row_idx, row) in dcols.chunks_exact(n).enumerate().take(self.k()) {
             let (c, u, v) = (
                 row_idx / (self.kh * self.kw),
@@ -272,18 +334,6 @@ impl Geom {
             );
             for bi in 0..nb {
                 let dst = &mut dx[(bi * self.c + c) * plane..][..plane];
-                if self.pad == 0 {
-                    for (q, block) in row[bi * 4 * pp..][..4 * pp].chunks_exact(pp).enumerate() {
-                        let base = (q / 2 + u) * self.w + q % 2 + v;
-                        for (i, srow) in block.chunks_exact(wp).enumerate() {
-                            let drow = &mut dst[base + 2 * i * self.w..][..2 * wp - 1];
-                            for (j, s) in srow.iter().enumerate() {
-                                drow[2 * j] += s;
-                            }
-                        }
-                    }
-                    continue;
-                }
                 for q in 0..4 {
                     let (dr, dc) = (q / 2, q % 2);
                     let (lo, hi) = self.valid_pooled_cols(v + dc);
@@ -321,6 +371,68 @@ impl Geom {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The four phase planes of an `H×W` plane: `(r, s)` holds the elements at even/odd rows `r`
+/// and even/odd columns `s`, `⌈(H − r)/2⌉ × ⌈(W − s)/2⌉`, one after the other in one buffer
+/// of `H·W` floats.
+struct Phases {
+    /// `(offset, rows, cols)` of plane `2r + s`.
+    planes: [(usize, usize, usize); 4],
+}
+
+impl Phases {
+    fn new(h: usize, w: usize) -> Self {
+        let mut planes = [(0, 0, 0); 4];
+        let mut off = 0;
+        for (q, p) in planes.iter_mut().enumerate() {
+            let (rows, cols) = ((h - q / 2).div_ceil(2), (w - q % 2).div_ceil(2));
+            *p = (off, rows, cols);
+            off += rows * cols;
+        }
+        Self { planes }
+    }
+
+    /// Plane `(r, s)` and its row length.
+    #[inline(always)]
+    fn plane<'a>(&self, buf: &'a [f32], r: usize, s: usize) -> (&'a [f32], usize) {
+        let (off, rows, cols) = self.planes[2 * r + s];
+        (&buf[off..][..rows * cols], cols)
+    }
+
+    #[inline(always)]
+    fn plane_mut<'a>(&self, buf: &'a mut [f32], r: usize, s: usize) -> (&'a mut [f32], usize) {
+        let (off, rows, cols) = self.planes[2 * r + s];
+        (&mut buf[off..][..rows * cols], cols)
+    }
+
+    /// Splits `src [H, W]` (row length `w`) into the phase planes in `buf`.
+    #[inline(always)]
+    fn split(&self, src: &[f32], w: usize, buf: &mut [f32]) {
+        for (q, &(off, rows, cols)) in self.planes.iter().enumerate() {
+            if rows * cols == 0 {
+                continue;
+            }
+            let dst = &mut buf[off..][..rows * cols];
+            for (i, drow) in dst.chunks_exact_mut(cols).enumerate() {
+                copy_stride2(drow, &src[(2 * i + q / 2) * w + q % 2..]);
+            }
+        }
+    }
+
+    /// Adds the phase planes in `buf` back onto `dst [H, W]` (row length `w`).
+    #[inline(always)]
+    fn merge_add(&self, buf: &[f32], w: usize, dst: &mut [f32]) {
+        for (q, &(off, rows, cols)) in self.planes.iter().enumerate() {
+            if rows * cols == 0 {
+                continue;
+            }
+            let src = &buf[off..][..rows * cols];
+            for (i, srow) in src.chunks_exact(cols).enumerate() {
+                add_stride2(&mut dst[(2 * i + q / 2) * w + q % 2..], srow);
             }
         }
     }
