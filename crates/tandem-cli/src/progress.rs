@@ -3,7 +3,7 @@
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
-use tandem::train::EpochRecord;
+use tandem::train::{EpochRecord, StepInfo};
 use tracing_subscriber::EnvFilter;
 
 /// Installs the log subscriber: `RUST_LOG` if set, else `info`.
@@ -52,15 +52,22 @@ pub fn spinner(what: &str) -> ProgressBar {
     s
 }
 
-/// Training progress, fed once per epoch: epoch, steps, per-task training loss, the main
-/// metric, samples per second and the time left.
+/// Training progress: a bar that advances at every optimizer step (epoch, step, samples/s,
+/// ETA, and the last epoch's per-task losses and main metric), and one line per epoch with the
+/// per-task training losses and the main validation metric. Without a terminal, only the
+/// epoch lines, as log records.
 pub struct TrainProgress {
     bar: ProgressBar,
     epochs: usize,
     steps_per_epoch: usize,
-    samples_per_epoch: usize,
+    batch_size: usize,
     main: (String, String),
-    last: Instant,
+    /// Step and time of the last rate measurement.
+    mark: (u64, Instant),
+    rate: f64,
+    last_epoch: String,
+    /// End of the previous epoch.
+    epoch_mark: Instant,
 }
 
 impl TrainProgress {
@@ -74,11 +81,11 @@ impl TrainProgress {
     ) -> Self {
         let bar = if interactive() {
             let style = ProgressStyle::with_template(
-                "{prefix:>10} [{bar:30}] epoch {pos}/{len} eta {eta} {msg}",
+                "{prefix:>10} [{bar:30}] step {pos}/{len} eta {eta} {msg}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
-            let b = ProgressBar::new(epochs as u64)
+            let b = ProgressBar::new((epochs * steps_per_epoch) as u64)
                 .with_style(style)
                 .with_prefix("training");
             b.enable_steady_tick(Duration::from_millis(500));
@@ -90,18 +97,39 @@ impl TrainProgress {
             bar,
             epochs,
             steps_per_epoch,
-            samples_per_epoch: steps_per_epoch * batch_size,
+            batch_size,
             main,
-            last: Instant::now(),
+            mark: (0, Instant::now()),
+            rate: 0.0,
+            last_epoch: String::new(),
+            epoch_mark: Instant::now(),
         }
+    }
+
+    /// Records one optimizer step.
+    pub fn step(&mut self, info: &StepInfo) {
+        if self.bar.is_hidden() {
+            return;
+        }
+        let now = Instant::now();
+        let secs = now.duration_since(self.mark.1).as_secs_f64();
+        if secs >= 0.5 || self.mark.0 > info.step {
+            let steps = info.step.saturating_sub(self.mark.0);
+            self.rate = (steps as usize * self.batch_size) as f64 / secs.max(1e-9);
+            self.mark = (info.step, now);
+        }
+        self.bar.set_position(info.step);
+        self.bar.set_message(format!(
+            "epoch {}/{} | {:.0} samples/s{}",
+            info.epoch + 1,
+            self.epochs,
+            self.rate,
+            self.last_epoch
+        ));
     }
 
     /// Records one finished epoch.
     pub fn epoch(&mut self, r: &EpochRecord) {
-        let now = Instant::now();
-        let secs = now.duration_since(self.last).as_secs_f64().max(1e-9);
-        self.last = now;
-        let rate = self.samples_per_epoch as f64 / secs;
         let losses: Vec<String> = r
             .train_loss
             .iter()
@@ -114,19 +142,21 @@ impl TrainProgress {
             .map(|v| format!("val {} {} {v:.2}", self.main.0, self.main.1))
             .unwrap_or_default();
         let step = (r.epoch + 1) * self.steps_per_epoch;
+        let now = Instant::now();
+        let secs = now.duration_since(self.epoch_mark).as_secs_f64().max(1e-9);
+        self.epoch_mark = now;
+        let rate = (self.steps_per_epoch * self.batch_size) as f64 / secs;
         let line = format!(
             "epoch {}/{} step {step} | loss {} | {metric} | {rate:.0} samples/s",
             r.epoch + 1,
             self.epochs,
             losses.join(", "),
         );
+        self.last_epoch = format!(" | loss {} | {metric}", losses.join(", "));
         if self.bar.is_hidden() {
             tracing::info!("{line}");
         } else {
             self.bar.println(&line);
-            self.bar
-                .set_message(format!("step {step}, {rate:.0} samples/s, {metric}"));
-            self.bar.inc(1);
         }
     }
 

@@ -150,6 +150,14 @@ pub fn run(args: Args) -> Result<()> {
             .fallback_to_previous(true),
         ),
         resume: args.resume.is_some(),
+        on_step: Some(tandem::run::StepHook::new({
+            let bar = bar.clone();
+            move |info| {
+                if let Ok(mut b) = bar.lock() {
+                    b.step(info);
+                }
+            }
+        })),
     };
     let output = tandem::run::train_with(&cfg, &data, &device, &options, move |r| {
         if let Ok(mut b) = cb.lock() {

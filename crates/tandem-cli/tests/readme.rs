@@ -84,6 +84,21 @@ fn every_config_file_is_valid() {
 }
 
 #[test]
+fn the_annotated_example_holds_the_defaults() {
+    let p = root().join("configs/example.toml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let cfg = tandem::RunConfig::from_toml(&text, "example.toml").unwrap();
+    // strictly: every key written out, equal to the built-in defaults
+    let strict: tandem::RunConfig = toml::from_str(&text).unwrap();
+    assert_eq!(
+        cfg,
+        tandem::RunConfig::default(),
+        "configs/example.toml drifted from the defaults"
+    );
+    assert_eq!(strict, cfg);
+}
+
+#[test]
 fn readme_commands_run() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     let bin = env!("CARGO_BIN_EXE_tandem");

@@ -284,7 +284,7 @@ mod tests {
                 .with("pts", Label::Points(vec![i as f32, 0.5]))
                 .with(
                     "cls",
-                    if i % 3 == 0 {
+                    if i.is_multiple_of(3) {
                         Label::Missing
                     } else {
                         Label::Class(i as u32 % 2)

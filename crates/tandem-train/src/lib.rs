@@ -67,7 +67,8 @@ pub use optim::{
 pub use schedule::LrSchedule;
 pub use stop::{Observation, PatienceStopper, StopperConfig, TaskStopper, TcdcnStopper};
 pub use trainer::{
-    EpochCallback, NonFinitePolicy, StepCallback, StepInfo, StopperFactory, TrainConfig, Trainer,
+    EpochCallback, FitTiming, NonFinitePolicy, StepCallback, StepInfo, StopperFactory, TrainConfig,
+    Trainer,
 };
 pub use weighting::{
     Dwa, Equal, GradNorm, GradNormState, PcGrad, Static, StepContext, Uncertainty, Update,

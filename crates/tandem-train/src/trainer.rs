@@ -19,7 +19,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 use tandem_data::{Batcher, Dataset, Transform};
 use tandem_heads::TaskSet;
 use tandem_share::{MultiTaskNet, ParamGroups};
@@ -125,6 +127,47 @@ pub struct StepInfo {
     pub lr: f64,
 }
 
+/// Where the wall-clock time of [`Trainer::fit`] went, in seconds (see [`Trainer::timing`]).
+/// Never part of a [`Report`]: timings differ between runs, reports must not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FitTiming {
+    /// Assembling training batches: reading (or generating) samples and stacking them,
+    /// augmentation excluded.
+    pub batch_seconds: f64,
+    /// The transform ([`Trainer::transform`]) of training samples: augmentation.
+    pub augment_seconds: f64,
+    /// Training steps: forward, losses, weighting and backward, optimizer update.
+    pub step_seconds: f64,
+    /// Evaluation on the validation split after every epoch (transforms included).
+    pub eval_seconds: f64,
+    /// Writing checkpoints.
+    pub checkpoint_seconds: f64,
+}
+
+/// A transform that adds the time it spends in training mode to a counter.
+struct TimedTransform {
+    inner: Arc<dyn Transform>,
+    nanos: Arc<AtomicU64>,
+}
+
+impl Transform for TimedTransform {
+    fn apply(
+        &self,
+        sample: tandem_data::Sample,
+        rng: &mut rand_chacha::ChaCha8Rng,
+        train: bool,
+    ) -> tandem_data::Result<tandem_data::Sample> {
+        if !train {
+            return self.inner.apply(sample, rng, train);
+        }
+        let t = Instant::now();
+        let out = self.inner.apply(sample, rng, train);
+        let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.fetch_add(ns, Ordering::Relaxed);
+        out
+    }
+}
+
 /// Callback run after every optimizer step.
 pub type StepCallback = Box<dyn FnMut(&StepInfo) + Send>;
 
@@ -166,6 +209,8 @@ pub struct Trainer {
     stopper: Stoppers,
     checkpoints: Option<CheckpointConfig>,
     resume: Resume,
+    timing: FitTiming,
+    augment_nanos: Arc<AtomicU64>,
 }
 
 impl Trainer {
@@ -181,6 +226,8 @@ impl Trainer {
             stopper: Stoppers::Config(StopperConfig::Off),
             checkpoints: None,
             resume: Resume::No,
+            timing: FitTiming::default(),
+            augment_nanos: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -263,11 +310,19 @@ impl Trainer {
         &self.config
     }
 
+    /// Where the time of the last [`Trainer::fit`] went.
+    pub fn timing(&self) -> FitTiming {
+        self.timing
+    }
+
     fn batchers(&self) -> (Batcher, Batcher) {
         let mut tb = Batcher::train(self.config.batch_size, self.config.seed);
         let mut eb = Batcher::eval(self.config.eval_batch_size);
         if let Some(t) = &self.transform {
-            tb = tb.with_transform(t.clone());
+            tb = tb.with_transform(Arc::new(TimedTransform {
+                inner: t.clone(),
+                nanos: self.augment_nanos.clone(),
+            }));
             eb = eb.with_transform(t.clone());
         }
         (tb, eb)
@@ -310,6 +365,8 @@ impl Trainer {
                 ),
             ));
         }
+        self.timing = FitTiming::default();
+        self.augment_nanos.store(0, Ordering::Relaxed);
         let (train_batcher, eval_batcher) = self.batchers();
         let groups = net.param_groups();
         let shared = select_vars(vars, &groups.shared);
@@ -349,7 +406,10 @@ impl Trainer {
             let epoch = run.epoch;
             while run.batch < batches_per_epoch {
                 let k = run.batch;
+                let t_batch = Instant::now();
                 let batch = train_batcher.batch(train, epoch, k, &self.device)?;
+                self.timing.batch_seconds += t_batch.elapsed().as_secs_f64();
+                let t_step = Instant::now();
                 run.batch += 1;
                 let step = run.step;
                 let out = net.forward_t(&batch.input, true)?;
@@ -435,15 +495,18 @@ impl Trainer {
                     .schedule
                     .rate(base_lr, step, total_steps, steps_per_epoch);
                 opt.step(&trainable, &update.grads, run.lr)?;
+                self.timing.step_seconds += t_step.elapsed().as_secs_f64();
                 run.step += 1;
                 let due = self
                     .checkpoints
                     .as_ref()
                     .and_then(|c| c.every_steps)
-                    .is_some_and(|n| run.step % n == 0);
+                    .is_some_and(|n| run.step.is_multiple_of(n));
                 // The epoch-end checkpoint follows the last batch immediately.
                 if due && run.batch < batches_per_epoch {
+                    let t = Instant::now();
                     self.save(vars, &run, &opt, &stoppers, fit)?;
+                    self.timing.checkpoint_seconds += t.elapsed().as_secs_f64();
                 }
                 if let Some(f) = self.on_step.as_mut() {
                     f(&StepInfo {
@@ -456,7 +519,9 @@ impl Trainer {
             }
             let train_loss = run.loss_sum.map(|_, (s, n)| s / n);
             let weights = run.weight_sum.map(|_, (s, n)| s / n);
+            let t_eval = Instant::now();
             let eval = evaluate(net, tasks, val, &eval_batcher, &self.device)?;
+            self.timing.eval_seconds += t_eval.elapsed().as_secs_f64();
 
             // Task-wise early stopping of auxiliary tasks.
             let mut stopped = Vec::new();
@@ -515,9 +580,14 @@ impl Trainer {
             self.weighting.end_epoch(epoch, &still_active)?;
             run.next_epoch(base_lr);
             if self.checkpoints.is_some() {
+                let t = Instant::now();
                 self.save(vars, &run, &opt, &stoppers, fit)?;
+                self.timing.checkpoint_seconds += t.elapsed().as_secs_f64();
             }
         }
+        let augment = self.augment_nanos.load(Ordering::Relaxed) as f64 * 1e-9;
+        self.timing.augment_seconds = augment;
+        self.timing.batch_seconds = (self.timing.batch_seconds - augment).max(0.0);
 
         let metric = main.primary_metric();
         let history = run.history;

@@ -26,7 +26,7 @@ fn config() -> TrainConfig {
 }
 
 fn missing(i: usize) -> bool {
-    i % 3 == 0
+    i.is_multiple_of(3)
 }
 
 /// Trains the tiny net with `weighting`, optionally checkpointing into `dir` and resuming.

@@ -13,7 +13,7 @@ use tandem_data::{Batcher, Dataset, Subset, SynthFaces, Transform};
 use tandem_heads::MetricValues;
 use tandem_tensor::checkpoint::{self as tc, CheckpointMeta};
 use tandem_tensor::{sorted_vars, TaskMap};
-use tandem_train::{evaluate, CheckpointConfig, EpochRecord, Report, Trainer};
+use tandem_train::{evaluate, CheckpointConfig, EpochRecord, FitTiming, Report, StepInfo, Trainer};
 
 /// The data of one run.
 #[derive(Clone)]
@@ -85,9 +85,37 @@ pub struct RunOutput {
     pub test: Option<TaskMap<MetricValues>>,
     /// The variables of the selected (best validation) epoch.
     pub vars: VarMap,
+    /// Where the training time went.
+    pub timing: FitTiming,
 }
 
-/// Checkpointing and resume of one run (see [`train_with`]).
+/// A callback run after every optimizer step, shared so that [`RunOptions`] stays `Clone`.
+#[derive(Clone)]
+pub struct StepHook(Arc<Mutex<StepFn>>);
+
+/// The callback inside a [`StepHook`].
+type StepFn = dyn FnMut(&StepInfo) + Send;
+
+impl StepHook {
+    /// Wraps `f`.
+    pub fn new(f: impl FnMut(&StepInfo) + Send + 'static) -> Self {
+        Self(Arc::new(Mutex::new(f)))
+    }
+
+    fn call(&self, info: &StepInfo) {
+        if let Ok(mut f) = self.0.lock() {
+            f(info);
+        }
+    }
+}
+
+impl std::fmt::Debug for StepHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StepHook(..)")
+    }
+}
+
+/// Checkpointing, resume and per-step progress of one run (see [`train_with`]).
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Write checkpoints as configured (`None`: none). When its `model_config` is `null`, the
@@ -97,6 +125,8 @@ pub struct RunOptions {
     /// Continue from the newest valid checkpoint of `checkpoints.dir` when there is one (a run
     /// without one starts afresh; a finished run returns its report without training).
     pub resume: bool,
+    /// Called after every optimizer step (progress bars); `None`: nothing.
+    pub on_step: Option<StepHook>,
 }
 
 /// Builds the model of `cfg`, trains it on `data`, restores the best epoch's variables and
@@ -120,6 +150,7 @@ pub fn train(
 /// let options = RunOptions {
 ///     checkpoints: Some(CheckpointConfig::new("out/variant-a/checkpoints").every_steps(500)),
 ///     resume: true,
+///     ..RunOptions::default()
 /// };
 /// let out = train_with(cfg, data, &candle_core::Device::Cpu, &options, |_| {})?;
 /// # Ok(()) }
@@ -201,6 +232,9 @@ pub fn train_with(
     if let Some(t) = &data.transform {
         trainer = trainer.transform(t.clone());
     }
+    if let Some(hook) = options.on_step.clone() {
+        trainer = trainer.on_step(move |info| hook.call(info));
+    }
     if let Some(c) = &options.checkpoints {
         let mut c = c.clone();
         if c.model_config.is_null() {
@@ -209,6 +243,7 @@ pub fn train_with(
         trainer = trainer.checkpoints(c).resume(options.resume);
     }
     let report = trainer.fit(net.as_ref(), &tasks, &vars, &data.train, &data.val)?;
+    let mut timing = trainer.timing();
     if let Some(e) = best_error.lock().ok().and_then(|mut e| e.take()) {
         return Err(e);
     }
@@ -220,6 +255,7 @@ pub fn train_with(
             }
         }
     }
+    let t_test = std::time::Instant::now();
     let test = match &data.test {
         Some(test) => {
             let eval = evaluate(
@@ -233,7 +269,13 @@ pub fn train_with(
         }
         None => None,
     };
-    Ok(RunOutput { report, test, vars })
+    timing.eval_seconds += t_test.elapsed().as_secs_f64();
+    Ok(RunOutput {
+        report,
+        test,
+        vars,
+        timing,
+    })
 }
 
 /// The best epoch's metric and variables saved in `dir` by an earlier call with the same

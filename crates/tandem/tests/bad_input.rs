@@ -247,6 +247,7 @@ fn trainer_checkpoints(m: &mut Matrix) {
     let options = RunOptions {
         checkpoints: Some(CheckpointConfig::new(&dir)),
         resume: false,
+        ..Default::default()
     };
     let out = train_with(&cfg, &data, &Device::Cpu, &options, |_| {}).unwrap();
     let ck = tandem::train::checkpoint::latest_checkpoint(&dir).unwrap();
@@ -292,6 +293,7 @@ fn trainer_checkpoints(m: &mut Matrix) {
     let resume = RunOptions {
         checkpoints: Some(CheckpointConfig::new(&dir)),
         resume: true,
+        ..Default::default()
     };
     m.check(
         "trainer checkpoint: written by another configuration",
@@ -308,6 +310,7 @@ fn trainer_checkpoints(m: &mut Matrix) {
     let bad_keep = RunOptions {
         checkpoints: Some(CheckpointConfig::new(&dir).keep_last(0)),
         resume: false,
+        ..Default::default()
     };
     m.check(
         "trainer checkpoint: keep_last = 0",

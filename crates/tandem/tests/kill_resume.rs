@@ -69,6 +69,7 @@ fn child_process_entry() {
         let options = RunOptions {
             checkpoints: Some(CheckpointConfig::new(dir.join("checkpoints")).keep_last(2)),
             resume: true,
+            ..Default::default()
         };
         let out = train_with(&cfg, &data, &Device::Cpu, &options, move |r| {
             println!("TANDEM-STEP {}", r.epoch + 1);

@@ -115,11 +115,11 @@ pub fn run(args: Args) -> Result<()> {
         Some(d) => {
             let t = Instant::now();
             let m = open_data(d, &experiments)?;
-            timings.data_load_seconds = t.elapsed().as_secs_f64();
+            timings.decode_seconds = t.elapsed().as_secs_f64();
             println!(
                 "loaded MTFL from {} in {:.1} s",
                 d.display(),
-                timings.data_load_seconds
+                timings.decode_seconds
             );
             Some(m)
         }
@@ -178,6 +178,7 @@ fn run_all(
             std::fs::write(&cfg_path, v.config.to_toml()?)
                 .with_context(|| format!("writing {}", cfg_path.display()))?;
             let t0 = Instant::now();
+            let mut vt = report::VariantTiming::default();
             let mut runs = Vec::new();
             for k in 0..args.seeds {
                 let mut cfg = v.config.clone();
@@ -216,6 +217,7 @@ fn run_all(
                             .fallback_to_previous(true),
                     ),
                     resume: args.resume.is_some(),
+                    ..Default::default()
                 };
                 let progress_label = label.clone();
                 let out = tandem::run::train_with(&cfg, &data, &device, &options, move |r| {
@@ -229,6 +231,7 @@ fn run_all(
                     out.report.best_epoch,
                     report::summary(&out.report)
                 );
+                vt.add_fit(&out.timing);
                 let run = report::SeedRun {
                     report: out.report,
                     test: out.test,
@@ -238,9 +241,9 @@ fn run_all(
                 let _ = std::fs::remove_dir_all(run_dir.join("checkpoints"));
                 runs.push(run);
             }
-            timings
-                .variants
-                .insert(format!("{}/{}", e.name, v.key), t0.elapsed().as_secs_f64());
+            vt.seconds = t0.elapsed().as_secs_f64();
+            timings.training.add(&vt);
+            timings.variants.insert(format!("{}/{}", e.name, v.key), vt);
             results.add(e, &v.key, runs);
         }
     }

@@ -369,12 +369,50 @@ fn delta_m(
     (!terms.is_empty()).then(|| terms.iter().sum::<f64>() / terms.len() as f64)
 }
 
-/// Wall-clock times, kept apart from the metrics.
+/// Wall-clock times, kept apart from the metrics: the whole run, loading (decoding) the data
+/// set, and per variant and in sum where training went (batches, augmentation, steps,
+/// evaluation, checkpoints; see `tandem::train::FitTiming`).
 #[derive(Serialize, Default)]
 pub struct Timings {
-    pub variants: BTreeMap<String, f64>,
-    pub data_load_seconds: f64,
     pub total_seconds: f64,
+    /// Decoding and cropping the MTFL images (or reading their cache); 0 for SynthFaces,
+    /// which renders faces as batches are drawn (counted in `batch_seconds`).
+    pub decode_seconds: f64,
+    /// Sums over every variant.
+    pub training: VariantTiming,
+    pub variants: BTreeMap<String, VariantTiming>,
+}
+
+/// Where one variant's time went (all its seeds).
+#[derive(Serialize, Default, Clone, Copy)]
+pub struct VariantTiming {
+    pub seconds: f64,
+    pub batch_seconds: f64,
+    pub augment_seconds: f64,
+    pub step_seconds: f64,
+    pub eval_seconds: f64,
+    pub checkpoint_seconds: f64,
+}
+
+impl VariantTiming {
+    /// Adds one run's training timing.
+    pub fn add_fit(&mut self, t: &tandem::train::FitTiming) {
+        self.batch_seconds += t.batch_seconds;
+        self.augment_seconds += t.augment_seconds;
+        self.step_seconds += t.step_seconds;
+        self.eval_seconds += t.eval_seconds;
+        self.checkpoint_seconds += t.checkpoint_seconds;
+    }
+
+    /// Adds another variant's totals.
+    pub fn add(&mut self, o: &VariantTiming) {
+        self.seconds += o.seconds;
+        self.batch_seconds += o.batch_seconds;
+        self.augment_seconds += o.augment_seconds;
+        self.step_seconds += o.step_seconds;
+        self.eval_seconds += o.eval_seconds;
+        self.checkpoint_seconds += o.checkpoint_seconds;
+    }
 }
 
 impl Timings {

@@ -137,7 +137,7 @@ pub const DEFAULT_BOX_SCALE: f32 = 2.85;
 /// when there are no points or the extent is zero or not finite.
 pub fn landmark_box(points: &[f32]) -> Option<(f32, f32, f32)> {
     let n = points.len() / 2;
-    if n == 0 || points.len() % 2 != 0 {
+    if n == 0 || !points.len().is_multiple_of(2) {
         return None;
     }
     let (xs, ys) = points.split_at(n);

@@ -21,10 +21,16 @@ pub enum WeightingConfig {
     /// [`Equal`]: `L = Σ_t L_t`.
     #[default]
     Equal,
-    /// [`Static`]: `L = Σ_t λ_t L_t`; tasks not named get `λ = 1`.
+    /// [`Static`]: `L = Σ_t λ_t L_t`; tasks not named get `aux` if they are auxiliary and
+    /// `aux` is set, else `λ = 1`.
     Static {
         /// `λ_t` by task name.
+        #[serde(default)]
         weights: BTreeMap<String, f64>,
+        /// The weight of every auxiliary task not named in `weights`, e.g.
+        /// `{ kind = "static", aux = 0.01 }`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        aux: Option<f64>,
     },
     /// [`Uncertainty`]: `Σ_t c_t e^{−s_t} L_t + ½ s_t` with learnable `s_t`.
     Uncertainty {
@@ -76,11 +82,40 @@ impl WeightingConfig {
         }
     }
 
+    /// The weight of each task of `tasks` under a static weighting: named, else `aux` for an
+    /// auxiliary task ([`tandem_heads::Task::is_auxiliary`]), else 1.
+    fn static_weights(
+        &self,
+        tasks: &TaskSet,
+        weights: &BTreeMap<String, f64>,
+        aux: Option<f64>,
+    ) -> Vec<(String, f64)> {
+        tasks
+            .iter()
+            .map(|t| {
+                let w = match (weights.get(t.name()), aux) {
+                    (Some(w), _) => *w,
+                    (None, Some(a)) if t.is_auxiliary() => a,
+                    _ => 1.0,
+                };
+                (t.name().to_string(), w)
+            })
+            .collect()
+    }
+
     /// Checks every value against `tasks`, naming the offending key.
     pub fn validate(&self, tasks: &TaskSet) -> Result<()> {
         match self {
             Self::Equal | Self::PcGrad => {}
-            Self::Static { weights } => {
+            Self::Static { weights, aux } => {
+                if let Some(a) = aux {
+                    if !(a.is_finite() && *a >= 0.0) {
+                        return Err(TrainError::config(
+                            "weighting.aux",
+                            format!("{a} is not a number ≥ 0"),
+                        ));
+                    }
+                }
                 for (task, w) in weights {
                     if tasks.get(task).is_none() {
                         return Err(TrainError::config(
@@ -125,8 +160,8 @@ impl WeightingConfig {
         self.validate(tasks)?;
         Ok(match self {
             Self::Equal => Box::new(Equal::new()),
-            Self::Static { weights } => {
-                Box::new(Static::new(weights.iter().map(|(k, v)| (k.clone(), *v))))
+            Self::Static { weights, aux } => {
+                Box::new(Static::new(self.static_weights(tasks, weights, *aux)))
             }
             Self::Uncertainty { init } => {
                 Box::new(Uncertainty::with_init(tasks, *init, vb.pp("weighting"))?)
@@ -177,7 +212,8 @@ mod tests {
         );
         assert!(serde_json::from_str::<WeightingConfig>(r#"{"kind":"dwa","temp":1}"#).is_err());
         assert!(WeightingConfig::Static {
-            weights: [("nose".to_string(), 1.0)].into()
+            weights: [("nose".to_string(), 1.0)].into(),
+            aux: None,
         }
         .build(&tasks, vb.clone())
         .is_err());
@@ -187,5 +223,35 @@ mod tests {
             .map(|d| d.contains_key("weighting.s.smile"))
             .unwrap_or(false));
         Ok(())
+    }
+
+    #[test]
+    fn static_aux_weighs_unnamed_auxiliary_tasks() {
+        let tasks = TaskSet::new()
+            .with(LandmarkTask::new("landmarks", 5))
+            .with(ClassTask::new("smile", 2).auxiliary())
+            .with(ClassTask::new("pose", 5).auxiliary());
+        let c: WeightingConfig =
+            serde_json::from_str(r#"{"kind": "static", "aux": 0.01, "weights": {"pose": 0.1}}"#)
+                .unwrap();
+        let WeightingConfig::Static { weights, aux } = &c else {
+            panic!("{c:?}")
+        };
+        let w = c.static_weights(&tasks, weights, *aux);
+        assert_eq!(
+            w,
+            vec![
+                ("landmarks".to_string(), 1.0),
+                ("smile".to_string(), 0.01),
+                ("pose".to_string(), 0.1)
+            ]
+        );
+        let bad: WeightingConfig =
+            serde_json::from_str(r#"{"kind": "static", "aux": -1}"#).unwrap();
+        assert!(bad
+            .validate(&tasks)
+            .unwrap_err()
+            .to_string()
+            .contains("weighting.aux"));
     }
 }
