@@ -289,6 +289,49 @@ mod tests {
         Ok(())
     }
 
+    /// The output and every parameter gradient of `Σ trunk(x) ⊙ r` for one kernel backend.
+    fn trunk_case(backend: Backend, act: Activation) -> Result<Vec<Vec<f32>>> {
+        let dev = Device::Cpu;
+        let vars = VarMap::new();
+        let vb = tandem_tensor::seeded_var_builder(&vars, 3, DType::F32, &dev);
+        let cfg = TcdcnConfig {
+            activation: act,
+            kernels_backend: backend,
+            ..Default::default()
+        };
+        let t = Tcdcn::new(cfg, vb.pp("trunk"))?;
+        let x = (Tensor::arange(0f32, 8000f32, &dev)?.reshape((5, 1, 40, 40))? * 0.37)?
+            .sin()?
+            .abs()?;
+        let y = t.forward_t(&x, true)?;
+        let r = Tensor::arange(0f32, y.elem_count() as f32, &dev)?
+            .reshape(y.shape())?
+            .cos()?;
+        let g = (&y * &r)?.sum_all()?.backward()?;
+        let mut out = vec![y.flatten_all()?.to_vec1::<f32>()?];
+        for (_, v) in tandem_tensor::sorted_vars(&vars) {
+            let grad = g
+                .get(&v)
+                .ok_or_else(|| candle_core::Error::Msg("no gradient".into()))?;
+            out.push(grad.flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn tandem_kernels_match_candle_ops_on_the_whole_trunk() -> Result<()> {
+        for act in [Activation::AbsTanh, Activation::Tanh, Activation::Relu] {
+            let ours = trunk_case(Backend::Tandem, act)?;
+            let theirs = trunk_case(Backend::Candle, act)?;
+            for (a, b) in ours.iter().zip(&theirs) {
+                let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+                let err = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale;
+                assert!(err < 1e-3, "{act:?}: relative error {err}");
+            }
+        }
+        Ok(())
+    }
+
     #[test]
     fn too_small_input_names_the_field() {
         let cfg = TcdcnConfig {

@@ -26,7 +26,7 @@
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{cpu_f32, sum_f32, wide, with_f32, with_scratch};
+use super::cpu::{avx2_fn, cpu_f32, sum_f32, wide, with_f32, with_scratch};
 use super::gemm::{matmul, MatRef};
 
 /// The columns a chunk aims at: enough to keep the GEMM efficient for small images.
@@ -169,18 +169,12 @@ impl Geom {
     /// `Wp = ⌊Wo/2⌋`) holding the receptive field of output `(2i + q/2, 2j + q%2)` of image
     /// `bi`. The four positions `q` of every window then lie in four contiguous blocks.
     pub(crate) fn im2col_pooled(&self, x: &[f32], nb: usize, cols: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked above).
-            return unsafe { self.im2col_pooled_avx2(x, nb, cols) };
+        avx2_fn! {
+            fn run(g: &Geom, x: &[f32], nb: usize, cols: &mut [f32]) {
+                g.im2col_pooled_any(x, nb, cols)
+            }
         }
-        self.im2col_pooled_any(x, nb, cols)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn im2col_pooled_avx2(&self, x: &[f32], nb: usize, cols: &mut [f32]) {
-        self.im2col_pooled_any(x, nb, cols)
+        run(self, x, nb, cols)
     }
 
     #[inline(always)]
@@ -300,18 +294,12 @@ impl Geom {
 
     /// Adds `dcols` laid out as by [`Self::im2col_pooled`] back onto `dx [nb, C, H, W]`.
     pub(crate) fn col2im_pooled(&self, dcols: &[f32], nb: usize, dx: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked above).
-            return unsafe { self.col2im_pooled_avx2(dcols, nb, dx) };
+        avx2_fn! {
+            fn run(g: &Geom, dcols: &[f32], nb: usize, dx: &mut [f32]) {
+                g.col2im_pooled_any(dcols, nb, dx)
+            }
         }
-        self.col2im_pooled_any(dcols, nb, dx)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn col2im_pooled_avx2(&self, dcols: &[f32], nb: usize, dx: &mut [f32]) {
-        self.col2im_pooled_any(dcols, nb, dx)
+        run(self, dcols, nb, dx)
     }
 
     #[inline(always)]

@@ -39,7 +39,7 @@ use rayon::prelude::*;
 
 use super::act::{tanh_abs, with_act, Activation};
 use super::conv::{backward_from, Columns, Geom};
-use super::cpu::{cpu_f32, keep_if, wide, with_f32, with_scratch};
+use super::cpu::{avx2_fn, cpu_f32, keep_if, wide, with_f32, with_scratch};
 use super::gemm::{matmul, MatRef};
 
 /// What the forward pass keeps for the backward pass, one entry per output element.
@@ -167,46 +167,20 @@ fn pool_plane<const ABS: bool>(
     }
 }
 
-/// [`pool_plane`] compiled for AVX2 + FMA where the CPU has them (checked at run time).
-fn pool_plane_fast(
-    z: &[f32],
-    bv: f32,
-    act: Activation,
-    out: (&mut [f32], &mut [u8], &mut [f32]),
-    row: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports the features `pool_plane_avx2` is compiled for.
-        return unsafe { pool_plane_avx2(z, bv, act, out, row) };
-    }
-    pool_plane_any(z, bv, act, out, row)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn pool_plane_avx2(
-    z: &[f32],
-    bv: f32,
-    act: Activation,
-    out: (&mut [f32], &mut [u8], &mut [f32]),
-    row: &mut [f32],
-) {
-    pool_plane_any(z, bv, act, out, row)
-}
-
-#[inline(always)]
-fn pool_plane_any(
-    z: &[f32],
-    bv: f32,
-    act: Activation,
-    out: (&mut [f32], &mut [u8], &mut [f32]),
-    row: &mut [f32],
-) {
-    if act == Activation::AbsTanh {
-        pool_plane::<true>(z, bv, act, out, row)
-    } else {
-        pool_plane::<false>(z, bv, act, out, row)
+avx2_fn! {
+    /// [`pool_plane`] for the activation's key.
+    fn pool_plane_fast(
+        z: &[f32],
+        bv: f32,
+        act: Activation,
+        out: (&mut [f32], &mut [u8], &mut [f32]),
+        row: &mut [f32],
+    ) {
+        if act == Activation::AbsTanh {
+            pool_plane::<true>(z, bv, act, out, row)
+        } else {
+            pool_plane::<false>(z, bv, act, out, row)
+        }
     }
 }
 
@@ -229,32 +203,17 @@ fn fill_dz(g: &Geom, saved: &Saved, dy: &[f32], (b0, nbi): (usize, usize), dz: &
     }
 }
 
-/// `dst [4, Pp]`: block `q` holds `dy · deriv` where `arg = q`, 0 elsewhere.
-#[inline(always)]
-fn scatter(dy: &[f32], arg: &[u8], deriv: &[f32], dst: &mut [f32]) {
-    let pp = dy.len();
-    for (q, block) in dst.chunks_exact_mut(pp).enumerate() {
-        let q = q as u8;
-        for (((d, &g), &a), &f) in block.iter_mut().zip(dy).zip(arg).zip(deriv) {
-            *d = keep_if(g * f, a == q);
+avx2_fn! {
+    /// `dst [4, Pp]`: block `q` holds `dy · deriv` where `arg = q`, 0 elsewhere.
+    fn scatter_fast(dy: &[f32], arg: &[u8], deriv: &[f32], dst: &mut [f32]) {
+        let pp = dy.len();
+        for (q, block) in dst.chunks_exact_mut(pp).enumerate() {
+            let q = q as u8;
+            for (((d, &g), &a), &f) in block.iter_mut().zip(dy).zip(arg).zip(deriv) {
+                *d = keep_if(g * f, a == q);
+            }
         }
     }
-}
-
-/// [`scatter`] compiled for AVX2 + FMA where the CPU has them (checked at run time).
-fn scatter_fast(dy: &[f32], arg: &[u8], deriv: &[f32], dst: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports the features `scatter_avx2` is compiled for.
-        return unsafe { scatter_avx2(dy, arg, deriv, dst) };
-    }
-    scatter(dy, arg, deriv, dst)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn scatter_avx2(dy: &[f32], arg: &[u8], deriv: &[f32], dst: &mut [f32]) {
-    scatter(dy, arg, deriv, dst)
 }
 
 /// candle op: `max_pool2x2(act(conv2d(x, w, padding) + b))` with arguments `(x, w, b)`.

@@ -87,3 +87,27 @@ pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
 unsafe fn avx2_fma<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
+
+/// Defines `fn $name(args)` that runs `$body` compiled for AVX2 + FMA where the CPU has them
+/// (checked at run time, `#[target_feature]`, so the loops inlined into it vectorise 8-wide;
+/// closures are not a reliable way to get there) and as plain code elsewhere. The results are
+/// the same on both paths (no contraction into fused multiply-adds without fast-math).
+macro_rules! avx2_fn {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn fast($($arg: $ty),*) $body
+                // SAFETY: the CPU supports the features `fast` is compiled for (checked above).
+                return unsafe { fast($($arg),*) };
+            }
+            $body
+        }
+    };
+}
+
+pub(crate) use avx2_fn;
