@@ -131,10 +131,12 @@ pub struct StepInfo {
 /// Never part of a [`Report`]: timings differ between runs, reports must not.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FitTiming {
-    /// Assembling training batches: reading (or generating) samples and stacking them,
-    /// augmentation excluded.
+    /// Assembling training batches: reading (or generating) samples, augmenting and stacking
+    /// them (wall-clock).
     pub batch_seconds: f64,
-    /// The transform ([`Trainer::transform`]) of training samples: augmentation.
+    /// Of which augmentation: CPU time in the transform ([`Trainer::transform`]) of training
+    /// samples, summed over the threads that assemble a batch in parallel (so it may exceed
+    /// `batch_seconds` on several cores).
     pub augment_seconds: f64,
     /// Training steps: forward, losses, weighting and backward, optimizer update.
     pub step_seconds: f64,
@@ -585,9 +587,7 @@ impl Trainer {
                 self.timing.checkpoint_seconds += t.elapsed().as_secs_f64();
             }
         }
-        let augment = self.augment_nanos.load(Ordering::Relaxed) as f64 * 1e-9;
-        self.timing.augment_seconds = augment;
-        self.timing.batch_seconds = (self.timing.batch_seconds - augment).max(0.0);
+        self.timing.augment_seconds = self.augment_nanos.load(Ordering::Relaxed) as f64 * 1e-9;
 
         let metric = main.primary_metric();
         let history = run.history;

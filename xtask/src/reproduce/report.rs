@@ -370,8 +370,9 @@ fn delta_m(
 }
 
 /// Wall-clock times, kept apart from the metrics: the whole run, loading (decoding) the data
-/// set, and per variant and in sum where training went (batches, augmentation, steps,
-/// evaluation, checkpoints; see `tandem::train::FitTiming`).
+/// set, and per variant and in sum where training went (batches — of which augmentation, as
+/// CPU time over the batch threads —, steps, evaluation, checkpoints; see
+/// `tandem::train::FitTiming`).
 #[derive(Serialize, Default)]
 pub struct Timings {
     pub total_seconds: f64,
