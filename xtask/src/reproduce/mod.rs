@@ -7,6 +7,7 @@ mod report;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use experiment::{Budget, Experiment};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tandem::run::RunData;
@@ -247,7 +248,16 @@ fn run_all(
             results.add(e, &v.key, runs);
         }
     }
-    results.write(out, experiments, mtfl.is_some())?;
+    let majority = match (mtfl, experiments.first().and_then(|e| e.variants.first())) {
+        (Some(m), Some(v)) => {
+            let data = RunData::mtfl(m, &v.config, v.config.train.seed)?;
+            Some(majority_errors(
+                data.test.as_ref().unwrap_or(&data.val).as_ref(),
+            )?)
+        }
+        _ => None,
+    };
+    results.write(out, experiments, majority.as_deref())?;
     Ok(results)
 }
 
@@ -305,9 +315,65 @@ fn copy_runs(from: &Path, to: &Path) -> Result<()> {
     copy_dir(&src, &to.join("runs")).with_context(|| format!("copying {}", src.display()))
 }
 
+/// The error (%) of always answering the most frequent class, per classification task of
+/// `data` (labelled samples only), in task order.
+fn majority_errors(data: &dyn tandem::data::Dataset) -> Result<Vec<(String, f64)>> {
+    let mut counts: Vec<(String, BTreeMap<u32, usize>)> = Vec::new();
+    for i in 0..data.len() {
+        for (task, label) in data.get(i)?.labels.iter() {
+            if let tandem::data::Label::Class(c) = label {
+                let k = match counts.iter().position(|(t, _)| t == task) {
+                    Some(k) => k,
+                    None => {
+                        counts.push((task.to_string(), BTreeMap::new()));
+                        counts.len() - 1
+                    }
+                };
+                *counts[k].1.entry(*c).or_default() += 1;
+            }
+        }
+    }
+    Ok(counts
+        .into_iter()
+        .map(|(t, c)| {
+            let total: usize = c.values().sum();
+            let top = c.values().copied().max().unwrap_or(0);
+            (t, 100.0 * (1.0 - top as f64 / total.max(1) as f64))
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Samples whose `smile` labels are given, one per sample (`None`: missing).
+    struct Labels(Vec<Option<u32>>);
+
+    impl tandem::data::Dataset for Labels {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn get(&self, i: usize) -> tandem::data::Result<tandem::data::Sample> {
+            use tandem::data::{GrayImage, Label, Sample};
+            let mut labels = tandem::tensor::TaskMap::new();
+            labels.insert("landmarks", Label::Points(vec![0.5; 10]));
+            labels.insert("smile", self.0[i].map_or(Label::Missing, Label::Class));
+            Ok(Sample {
+                image: GrayImage::new(4, 4),
+                labels,
+            })
+        }
+    }
+
+    #[test]
+    fn majority_error_counts_labelled_samples_only() {
+        let data = Labels(vec![Some(1), Some(1), Some(0), None, Some(1)]);
+        let m = majority_errors(&data).unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].0, "smile");
+        assert!((m[0].1 - 25.0).abs() < 1e-9, "{m:?}");
+    }
 
     /// Every shipped experiment resolves to valid configurations in every budget.
     #[test]

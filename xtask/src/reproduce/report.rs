@@ -118,8 +118,14 @@ impl Results {
         Ok(serde_json::to_string_pretty(self)? + "\n")
     }
 
-    /// Writes `metrics.json`, `REPORT.md` and the plots into `out`.
-    pub fn write(&self, out: &Path, experiments: &[Experiment], real: bool) -> Result<()> {
+    /// Writes `metrics.json`, `REPORT.md` and the plots into `out`. `real`: the run is on real
+    /// MTFL, with the majority-class error of each attribute on the evaluation split.
+    pub fn write(
+        &self,
+        out: &Path,
+        experiments: &[Experiment],
+        real: Option<&[(String, f64)]>,
+    ) -> Result<()> {
         let path = out.join("metrics.json");
         std::fs::write(&path, self.json()?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -238,7 +244,8 @@ impl Results {
         Ok(())
     }
 
-    fn markdown(&self, experiments: &[Experiment], real: bool) -> String {
+    fn markdown(&self, experiments: &[Experiment], majority: Option<&[(String, f64)]>) -> String {
+        let real = majority.is_some();
         let mut s = String::from("# tandem reproduction report\n\n");
         s.push_str(if real {
             "Real MTFL. Metrics are on `testing.txt` when present, else on the held-out validation \
@@ -259,6 +266,14 @@ impl Results {
                  failures; GradNorm paper: equal weights 8.3 / 27.4, uncertainty 8.3 / 27.2, \
                  GradNorm 8.0 / 25.0.\n\n",
             );
+        }
+        if let Some(m) = majority.filter(|m| !m.is_empty()) {
+            let parts: Vec<String> = m.iter().map(|(t, e)| format!("{t} {e:.1} %")).collect();
+            s.push_str(&format!(
+                "Attribute errors to beat — always answering the majority class of the \
+                 evaluation split: {}.\n\n",
+                parts.join(", ")
+            ));
         }
         for e in experiments {
             let Some(r) = self.experiments.get(&e.name) else {
