@@ -138,7 +138,7 @@ impl RunConfig {
         let _: Self = toml::from_str(text).map_err(|e| err(&e))?;
         let over: toml::Table = toml::from_str(text).map_err(|e| err(&e))?;
         let mut merged = toml::Table::try_from(Self::default()).map_err(|e| err(&e))?;
-        merge_defaults(&mut merged, over);
+        merge_toml(&mut merged, over);
         let cfg: Self = toml::Value::Table(merged).try_into().map_err(|e| err(&e))?;
         cfg.validate()?;
         Ok(cfg)
@@ -222,13 +222,14 @@ impl RunConfig {
     }
 }
 
-/// Deep merge of `over` onto `base`: tables merge key by key, except that a table with a
-/// `kind` key replaces the base table whole; anything else is replaced.
-fn merge_defaults(base: &mut toml::Table, over: toml::Table) {
+/// Deep merge of `over` onto `base`, the rule [`RunConfig::from_toml`] applies to a file over
+/// the defaults: tables merge key by key, except that a table with a `kind` key (a tagged
+/// choice such as a weighting) replaces the base table whole; anything else is replaced.
+pub fn merge_toml(base: &mut toml::Table, over: toml::Table) {
     for (k, v) in over {
         match (base.get_mut(&k), v) {
             (Some(toml::Value::Table(b)), toml::Value::Table(o)) if !o.contains_key("kind") => {
-                merge_defaults(b, o)
+                merge_toml(b, o)
             }
             (_, v) => {
                 base.insert(k, v);

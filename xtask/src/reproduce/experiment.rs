@@ -17,6 +17,7 @@
 //! unknown keys are errors naming the key.
 use anyhow::{bail, Context, Result};
 use std::path::Path;
+use tandem::config::merge_toml;
 use tandem::RunConfig;
 use toml::{Table, Value};
 
@@ -114,10 +115,16 @@ pub fn parse(text: &str, origin: &str, budget: Budget) -> Result<Experiment> {
         if out.iter().any(|o: &Variant| o.key == key) {
             bail!("{origin}: variant key {key:?} is used twice");
         }
-        let mut merged = base.clone();
-        merge(&mut merged, v);
-        let resolved = resolve(Value::Table(merged), budget);
-        let text = toml::to_string(&resolved).context("re-serialising a variant")?;
+        // Budgets resolve first (they are leaves), then the variant merges onto the base by
+        // the same rule a run configuration merges onto the defaults.
+        let Value::Table(mut merged) = resolve(Value::Table(base.clone()), budget) else {
+            bail!("{origin}: base is not a table");
+        };
+        let Value::Table(v) = resolve(Value::Table(v), budget) else {
+            bail!("{origin}: variant {key} is not a table");
+        };
+        merge_toml(&mut merged, v);
+        let text = toml::to_string(&merged).context("re-serialising a variant")?;
         let config = RunConfig::from_toml(&text, &format!("{origin}: variant {key}"))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         out.push(Variant { key, config });
@@ -128,24 +135,6 @@ pub fn parse(text: &str, origin: &str, budget: Budget) -> Result<Experiment> {
         claim,
         variants: out,
     })
-}
-
-/// Deep merge: tables merge key by key, anything else is replaced; a table with a `kind` key
-/// (a tagged choice, e.g. `weighting = { kind = "uncertainty" }`) replaces the base table whole.
-fn merge(base: &mut Table, over: Table) {
-    for (k, v) in over {
-        match (base.get_mut(&k), v) {
-            // A table naming its `kind` (a tagged choice such as a weighting) replaces the base.
-            (Some(Value::Table(b)), Value::Table(o))
-                if !is_budget(b) && !is_budget(&o) && !o.contains_key("kind") =>
-            {
-                merge(b, o)
-            }
-            (_, v) => {
-                base.insert(k, v);
-            }
-        }
-    }
 }
 
 fn is_budget(t: &Table) -> bool {

@@ -24,7 +24,7 @@ use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape,
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::cpu::{cpu_f32, sum_f32, wide, with_f32};
+use super::cpu::{cpu_f32, grad_tensor, sum_f32, sum_in_order, wide, with_f32};
 
 /// An element-wise activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -217,15 +217,7 @@ pub(crate) fn backward(
             })
             .collect()
     };
-    let db = need_db.then(|| {
-        let mut acc = vec![0f32; c];
-        for part in &partials {
-            for (a, v) in acc.iter_mut().zip(part) {
-                *a += v;
-            }
-        }
-        acc
-    });
+    let db = need_db.then(|| sum_in_order(&partials, c));
     (need_dx.then_some(dx), db)
 }
 
@@ -277,11 +269,7 @@ impl BiasActOp {
             None => run(None)?,
         };
         let dev = x.device();
-        Ok((
-            dx.map(|v| Tensor::from_vec(v, x.shape(), dev))
-                .transpose()?,
-            db.map(|v| Tensor::from_vec(v, d.1, dev)).transpose()?,
-        ))
+        Ok((grad_tensor(dx, x.shape(), dev)?, grad_tensor(db, d.1, dev)?))
     }
 }
 

@@ -19,7 +19,7 @@ use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape,
 use rayon::prelude::*;
 
 use super::act::{chunk_items, tanh_abs, with_act, Activation};
-use super::cpu::{cpu_f32, keep_if, sum_f32, wide, with_f32};
+use super::cpu::{cpu_f32, grad_tensor, keep_if, sum_f32, sum_in_order, wide, with_f32};
 use super::pool::window_max;
 
 /// `y = pool(act(x + b))` for `x [B, C, H, W]`.
@@ -152,15 +152,7 @@ fn backward(
             })
             .collect()
     };
-    let db = need_db.then(|| {
-        let mut acc = vec![0f32; c];
-        for part in &partials {
-            for (a, v) in acc.iter_mut().zip(part) {
-                *a += v;
-            }
-        }
-        acc
-    });
+    let db = need_db.then(|| sum_in_order(&partials, c));
     (dx, db)
 }
 
@@ -220,10 +212,8 @@ impl BiasActPoolOp {
         };
         let dev = x.device();
         Ok((
-            need_dx
-                .then(|| Tensor::from_vec(dx, x.shape(), dev))
-                .transpose()?,
-            db.map(|v| Tensor::from_vec(v, d.1, dev)).transpose()?,
+            grad_tensor(need_dx.then_some(dx), x.shape(), dev)?,
+            grad_tensor(db, d.1, dev)?,
         ))
     }
 }

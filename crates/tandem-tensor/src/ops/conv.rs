@@ -26,7 +26,9 @@
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{avx2_fn, cpu_f32, sum_f32, wide, with_f32, with_scratch};
+use super::cpu::{
+    avx2_fn, cpu_f32, grad_tensor, sum_f32, sum_in_order, wide, with_f32, with_scratch,
+};
 use super::gemm::{matmul, MatRef};
 
 /// The columns a chunk aims at: enough to keep the GEMM efficient for small images.
@@ -505,6 +507,21 @@ pub(crate) struct Grads {
     pub db: Option<Vec<f32>>,
 }
 
+impl Grads {
+    /// The gradients as tensors shaped like `x`, `w` and the bias `[O]`.
+    pub(crate) fn into_tensors(self, x: &Tensor, w: &Tensor) -> Result<GradTensors> {
+        let dev = x.device();
+        Ok((
+            grad_tensor(self.dx, x.shape(), dev)?,
+            grad_tensor(self.dw, w.shape(), dev)?,
+            grad_tensor(self.db, w.dim(0)?, dev)?,
+        ))
+    }
+}
+
+/// `(∂x, ∂w, ∂b)` as candle's `CustomOp3::bwd` returns them.
+pub(crate) type GradTensors = (Option<Tensor>, Option<Tensor>, Option<Tensor>);
+
 /// Backward convolution: `dy [B, O, Ho, Wo]` → `∂x`, `∂w`, `∂b` as requested.
 pub(crate) fn backward(
     g: &Geom,
@@ -620,19 +637,10 @@ pub(crate) fn backward_from(
             })
         })
         .collect::<Result<_>>()?;
-    let sum_in_order = |pick: fn(&Partial) -> Option<&Vec<f32>>, len: usize| {
-        let mut acc = vec![0f32; len];
-        for part in partials.iter().filter_map(pick) {
-            for (a, v) in acc.iter_mut().zip(part) {
-                *a += v;
-            }
-        }
-        acc
-    };
     Ok(Grads {
         dx: need_dx.then_some(dx),
-        dw: need_dw.then(|| sum_in_order(|p| p.0.as_ref(), o * k)),
-        db: need_db.then(|| sum_in_order(|p| p.1.as_ref(), o)),
+        dw: need_dw.then(|| sum_in_order(partials.iter().filter_map(|p| p.0.as_ref()), o * k)),
+        db: need_db.then(|| sum_in_order(partials.iter().filter_map(|p| p.1.as_ref()), o)),
     })
 }
 
@@ -671,26 +679,13 @@ impl Conv2dOp {
         w: &Tensor,
         b: Option<&Tensor>,
         dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    ) -> Result<GradTensors> {
         let g = Geom::new(x.shape(), w.shape(), self.padding)?;
         let need = (x.track_op(), w.track_op(), b.is_some_and(|b| b.track_op()));
         let grads = with_f32(x, |xs| {
             with_f32(w, |ws| with_f32(dy, |dys| backward(&g, xs, ws, dys, need)))
         })?;
-        let dev = x.device();
-        let dx = grads
-            .dx
-            .map(|v| Tensor::from_vec(v, x.shape(), dev))
-            .transpose()?;
-        let dw = grads
-            .dw
-            .map(|v| Tensor::from_vec(v, w.shape(), dev))
-            .transpose()?;
-        let db = grads
-            .db
-            .map(|v| Tensor::from_vec(v, g.o, dev))
-            .transpose()?;
-        Ok((dx, dw, db))
+        grads.into_tensors(x, w)
     }
 }
 
@@ -745,7 +740,7 @@ impl CustomOp3 for Conv2dOp {
         b: &Tensor,
         _res: &Tensor,
         dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    ) -> Result<GradTensors> {
         self.grads(x, w, Some(b), dy)
     }
 }

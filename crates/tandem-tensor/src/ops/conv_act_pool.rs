@@ -38,7 +38,7 @@ use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::act::{tanh_abs, with_act, Activation};
-use super::conv::{backward_from, Columns, Geom};
+use super::conv::{backward_from, Columns, Geom, GradTensors};
 use super::cpu::{avx2_fn, cpu_f32, keep_if, wide, with_f32, with_scratch};
 use super::gemm::{matmul, MatRef};
 
@@ -282,7 +282,7 @@ impl CustomOp3 for ConvActPoolOp {
         b: &Tensor,
         _res: &Tensor,
         dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    ) -> Result<GradTensors> {
         let g = self.geom(x.shape(), w.shape(), b.shape())?;
         let need = (x.track_op(), w.track_op(), b.track_op());
         if need == (false, false, false) {
@@ -317,20 +317,6 @@ impl CustomOp3 for ConvActPoolOp {
                 })
             })
         })?;
-        let dev = x.device();
-        Ok((
-            grads
-                .dx
-                .map(|v| Tensor::from_vec(v, x.shape(), dev))
-                .transpose()?,
-            grads
-                .dw
-                .map(|v| Tensor::from_vec(v, w.shape(), dev))
-                .transpose()?,
-            grads
-                .db
-                .map(|v| Tensor::from_vec(v, g.o, dev))
-                .transpose()?,
-        ))
+        grads.into_tensors(x, w)
     }
 }

@@ -45,6 +45,30 @@ pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
     out
 }
 
+/// The element-wise sum of per-chunk partial results, added in chunk order (so the result
+/// does not depend on how many threads computed the chunks).
+pub(crate) fn sum_in_order<'a>(
+    parts: impl IntoIterator<Item = &'a Vec<f32>>,
+    len: usize,
+) -> Vec<f32> {
+    let mut acc = vec![0f32; len];
+    for part in parts {
+        for (a, v) in acc.iter_mut().zip(part) {
+            *a += v;
+        }
+    }
+    acc
+}
+
+/// A gradient computed as a flat vector, as a tensor of `shape` on `dev` (`None` stays `None`).
+pub(crate) fn grad_tensor(
+    v: Option<Vec<f32>>,
+    shape: impl Into<candle_core::Shape>,
+    dev: &candle_core::Device,
+) -> Result<Option<Tensor>> {
+    v.map(|v| Tensor::from_vec(v, shape, dev)).transpose()
+}
+
 /// Sum of `v` in a fixed order that vectorises: eight interleaved partial sums, then the
 /// remainder, then the partials pairwise. Deterministic for a given length.
 #[inline]
