@@ -3,7 +3,9 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 use candle_core::{Device, Tensor, Var};
 use criterion::{criterion_group, criterion_main, Criterion};
-use tandem_tensor::ops::{bias_act, bias_act_pool2x2, conv2d, max_pool2x2, Activation, Backend};
+use tandem_tensor::ops::{
+    bias_act, bias_act_pool2x2, conv2d, conv_bias_act_pool2x2, max_pool2x2, Activation, Backend,
+};
 
 const B: usize = 64;
 /// (name, C_in, H, C_out, K) of the four TCDCN convolutions (40×40 input).
@@ -161,6 +163,52 @@ fn act_pools(c: &mut Criterion) {
     g.finish();
 }
 
+/// The three pooled TCDCN stages, each as one op (`conv_bias_act_pool2x2`) and composed.
+fn stages(c: &mut Criterion) {
+    for (name, cin, h, cout, k) in &CONVS[..3] {
+        let x = if *cin == 1 {
+            Var::from_tensor(&var(&[B, 1, *h, *h]).as_tensor().detach()).unwrap()
+        } else {
+            var(&[B, *cin, *h, *h])
+        };
+        let (w, b) = (var(&[*cout, *cin, *k, *k]), var(&[*cout]));
+        let act = Activation::AbsTanh;
+        let mut g = c.benchmark_group(format!("stage_{name}_b{B}"));
+        for (bname, backend) in BACKENDS {
+            let stage = || {
+                if backend == Backend::Tandem {
+                    conv_bias_act_pool2x2(
+                        x.as_tensor(),
+                        w.as_tensor(),
+                        Some(b.as_tensor()),
+                        0,
+                        act,
+                        backend,
+                    )
+                } else {
+                    let z = conv2d(x.as_tensor(), w.as_tensor(), None, 0, backend)?;
+                    max_pool2x2(&bias_act(&z, Some(b.as_tensor()), act, backend)?, backend)
+                }
+            };
+            g.bench_function(format!("{bname}/forward"), |bench| {
+                bench.iter(|| stage().unwrap())
+            });
+            g.bench_function(format!("{bname}/forward+backward"), |bench| {
+                bench.iter(|| {
+                    let y = stage().unwrap();
+                    y.mul(&probe(&y))
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                        .backward()
+                        .unwrap()
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
 fn config() -> Criterion {
     // As `cargo xtask bench`: candle's element-wise ops on the calling thread (its barrier
     // pool spin-waits), glibc's malloc tuned for large tensors, 2 rayon threads for tandem's
@@ -175,5 +223,5 @@ fn config() -> Criterion {
         .measurement_time(std::time::Duration::from_secs(2))
 }
 
-criterion_group! { name = benches; config = config(); targets = convs, pools, acts, act_pools }
+criterion_group! { name = benches; config = config(); targets = convs, pools, acts, act_pools, stages }
 criterion_main!(benches);
