@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 use tandem_data::mtfl::cache::{build_table, Prep};
 use tandem_data::mtfl::parse::{parse_annotations, ParseOptions};
-use tandem_data::mtfl::{mirror, Augment, CropPolicy, FaceTransform, Jitter};
+use tandem_data::mtfl::{mirror, Augment, BoxSpread, CropPolicy, FaceTransform, Jitter};
 use tandem_data::{GrayImage, Label, Sample, Transform};
 use tandem_tensor::TaskMap;
 
@@ -119,6 +119,8 @@ proptest! {
             width: 12,
             height: 12,
             augment: Augment::default(),
+            eval_spread: BoxSpread::MTFL_TEST,
+            eval_seed: seed,
         };
         if let Ok(out) = t.apply(s, &mut ChaCha8Rng::seed_from_u64(seed), train) {
             prop_assert_eq!(out.image.pixels.len(), 144);

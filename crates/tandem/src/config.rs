@@ -23,6 +23,7 @@
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use tandem_data::mtfl::{BoxSpread, Jitter, DEFAULT_BOX_SCALE};
 use tandem_data::SynthConfig;
 use tandem_heads::{ClassTask, LandmarkTask, Task, TaskSet};
 use tandem_layers::TcdcnConfig;
@@ -52,6 +53,64 @@ pub struct DataConfig {
     pub val_fraction: f64,
     /// The synthetic face generator.
     pub synth: SynthConfig,
+    /// How real faces are cropped (MTFL).
+    pub crop: CropConfig,
+}
+
+/// Refitting the heads of auxiliary tasks that a stopper took out of training.
+///
+/// A stopped task leaves the objective and its head freezes, but the shared trunk goes on
+/// learning for the main task, so the frozen head drifts away from the features it reads (its
+/// error climbs back towards the majority class). After training, with the selected epoch's
+/// variables, each stopped task's own parameters are trained for `epochs` epochs on the
+/// training data with everything else frozen (AdamW at `lr`, no weight decay); the main task's
+/// predictions do not change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RefitConfig {
+    /// Epochs of refitting (0: keep the frozen heads). Default 3.
+    pub epochs: usize,
+    /// Learning rate. Default 0.01.
+    pub lr: f64,
+}
+
+impl Default for RefitConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 3,
+            lr: 0.01,
+        }
+    }
+}
+
+/// How real (MTFL) faces become model inputs: every training-split face is cropped from a box
+/// derived from its landmarks — a square centred on their centroid, `box_scale` times their
+/// larger extent — jittered in training and spread by a fixed per-face draw in validation, so
+/// that validation crops stray from the landmarks as MTFL's test crops do (see
+/// [`tandem_data::mtfl::BoxSpread`]). Test faces are the whole image, as the data set defines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CropConfig {
+    /// Side of the face box over the landmarks' larger extent (default 2.85).
+    pub box_scale: f32,
+    /// Training jitter of the box (uniform draws).
+    pub jitter: Jitter,
+    /// Spread of the validation crops ([`BoxSpread::MTFL_TEST`] by default: test-like crops;
+    /// all zeros: the centred landmark box).
+    pub eval_spread: BoxSpread,
+    /// Seed of the per-face validation draws (the same validation crops for every run seed).
+    pub eval_seed: u64,
+}
+
+impl Default for CropConfig {
+    fn default() -> Self {
+        Self {
+            box_scale: DEFAULT_BOX_SCALE,
+            jitter: Jitter::default(),
+            eval_spread: BoxSpread::MTFL_TEST,
+            eval_seed: 0,
+        }
+    }
 }
 
 impl Default for DataConfig {
@@ -61,6 +120,7 @@ impl Default for DataConfig {
             val_size: 1000,
             val_fraction: 0.1,
             synth: SynthConfig::default(),
+            crop: CropConfig::default(),
         }
     }
 }
@@ -79,6 +139,8 @@ pub struct RunConfig {
     pub weighting: WeightingConfig,
     /// Task-wise early stopping of auxiliary tasks.
     pub stopper: StopperConfig,
+    /// Refitting the heads of stopped tasks after training.
+    pub refit: RefitConfig,
     /// Optimisation.
     pub train: TrainConfig,
     /// Data.
@@ -106,6 +168,7 @@ impl Default for RunConfig {
                 aux: Some(0.01),
             },
             stopper: StopperConfig::Tcdcn { k: 3, epsilon: 1.0 },
+            refit: RefitConfig::default(),
             train: TrainConfig {
                 seed: 7,
                 optimizer: OptimizerConfig::AdamW(AdamWConfig {
@@ -197,6 +260,41 @@ impl RunConfig {
         }
         if !(self.data.val_fraction > 0.0 && self.data.val_fraction < 1.0) {
             return Err(Error::config("data.val_fraction", "must be in (0, 1)"));
+        }
+        let crop = &self.data.crop;
+        if !(crop.box_scale.is_finite() && crop.box_scale > 0.0) {
+            return Err(Error::config("data.crop.box_scale", "must be positive"));
+        }
+        let j = &crop.jitter;
+        if ![j.shift, j.scale, j.rotation_deg]
+            .iter()
+            .all(|v| v.is_finite() && *v >= 0.0)
+            || j.scale >= 1.0
+        {
+            return Err(Error::config(
+                "data.crop.jitter",
+                "ranges must be finite and non-negative, the scale below 1",
+            ));
+        }
+        if !(self.refit.lr.is_finite() && self.refit.lr > 0.0) {
+            return Err(Error::config("refit.lr", "must be positive"));
+        }
+        if !crop.eval_spread.is_valid() {
+            return Err(Error::config(
+                "data.crop.eval_spread",
+                "standard deviations must be finite and non-negative, clip positive",
+            ));
+        }
+        // The cached region of a face is twice its box (tandem_data::mtfl::MtflOptions).
+        let reach = j.reach().max(crop.eval_spread.reach());
+        if 2.0 * reach > 2.0 {
+            return Err(Error::config(
+                "data.crop",
+                format!(
+                    "jitter or eval_spread reach {reach:.3} box sides from the centre; the cached \
+                     region holds 1.0"
+                ),
+            ));
         }
         Ok(())
     }

@@ -48,7 +48,7 @@ mod error;
 pub mod predict;
 pub mod run;
 
-pub use config::{DataConfig, RunConfig};
+pub use config::{CropConfig, DataConfig, RefitConfig, RunConfig};
 pub use error::{Error, Result};
 pub use predict::{FaceBox, Prediction, Predictor};
 

@@ -4,16 +4,22 @@
 //! with the best validation main-task metric (the epoch the report's metrics come from) and,
 //! when the data has a test split, scores those variables on it.
 use crate::{Error, Result, RunConfig};
+use candle_core::Var;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use tandem_data::mtfl::{Mtfl, MtflOptions};
+use tandem_data::mtfl::{BoxSpread, CropPolicy, FaceTransform, Mtfl, MtflOptions};
 use tandem_data::{Batcher, Dataset, Subset, SynthFaces, Transform};
 use tandem_heads::MetricValues;
+use tandem_heads::TaskSet;
+use tandem_share::MultiTaskNet;
 use tandem_tensor::checkpoint::{self as tc, CheckpointMeta};
-use tandem_tensor::{sorted_vars, TaskMap};
-use tandem_train::{evaluate, CheckpointConfig, EpochRecord, FitTiming, Report, StepInfo, Trainer};
+use tandem_tensor::{select_vars, sorted_vars, TaskMap};
+use tandem_train::{
+    evaluate, AdamW, AdamWConfig, CheckpointConfig, EpochRecord, FitTiming, Report, StepInfo,
+    Trainer,
+};
 
 /// The data of one run.
 #[derive(Clone)]
@@ -26,6 +32,21 @@ pub struct RunData {
     pub test: Option<Arc<dyn Dataset>>,
     /// A per-sample transform for `train` (training mode) and `val` (evaluation mode), if any.
     /// Never applied to `test`.
+    pub transform: Option<Arc<dyn Transform>>,
+    /// Further evaluation sets, scored like `test` with the selected model and never used for
+    /// selection (for real MTFL: the validation split with centred crops, and its faces from
+    /// each source folder).
+    pub evals: Vec<EvalSet>,
+}
+
+/// A named evaluation set with its own transform (applied in evaluation mode).
+#[derive(Clone)]
+pub struct EvalSet {
+    /// Its name in reports (`val_centred`, `val_net_7876`, ...).
+    pub name: String,
+    /// The samples.
+    pub data: Arc<dyn Dataset>,
+    /// The transform, if any.
     pub transform: Option<Arc<dyn Transform>>,
 }
 
@@ -43,12 +64,19 @@ impl RunData {
             val: Arc::new(val),
             test: None,
             transform: None,
+            evals: Vec::new(),
         })
     }
 
     /// Real MTFL from an opened folder: a seeded random split of `training.txt` holding out
     /// `cfg.data.val_fraction` for validation, the training part cut to `cfg.data.train_size`
     /// faces when that is non-zero, and `testing.txt` as the test split when present.
+    ///
+    /// Faces are cropped as `cfg.data.crop` says: training faces from their jittered face box,
+    /// validation faces from a *test-like* box (a fixed per-face draw of MTFL's test-crop
+    /// spread), test faces whole. Besides `val` (which selects the model), `evals` holds the
+    /// validation split with centred crops (`val_centred`) and the validation faces of each
+    /// source folder (`val_lfw_5590`, `val_net_7876`), test-like.
     pub fn mtfl(mtfl: &Mtfl, cfg: &RunConfig, seed: u64) -> Result<Self> {
         let (train, val) = mtfl.split(1.0 - cfg.data.val_fraction, seed)?;
         let train = if cfg.data.train_size > 0 {
@@ -56,11 +84,57 @@ impl RunData {
         } else {
             train
         };
+        let crop = &cfg.data.crop;
+        let transform = FaceTransform {
+            crop: CropPolicy::LandmarkBox {
+                scale: crop.box_scale,
+                jitter: crop.jitter,
+            },
+            eval_spread: crop.eval_spread,
+            eval_seed: crop.eval_seed,
+            ..mtfl.face_transform()
+        };
+        let centred = FaceTransform {
+            eval_spread: BoxSpread::NONE,
+            ..transform
+        };
+        let transform: Arc<dyn Transform> = Arc::new(transform);
+        let mut evals = vec![EvalSet {
+            name: "val_centred".into(),
+            data: Arc::new(val.clone()),
+            transform: Some(Arc::new(centred)),
+        }];
+        let records = &mtfl.train_split().records;
+        let folder = |i: usize| {
+            records
+                .get(i)
+                .and_then(|r| r.path.components().next())
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        };
+        let mut folders: Vec<String> = val.indices().iter().filter_map(|&i| folder(i)).collect();
+        folders.sort();
+        folders.dedup();
+        if folders.len() > 1 {
+            for f in folders {
+                let idx: Vec<usize> = val
+                    .indices()
+                    .iter()
+                    .copied()
+                    .filter(|&i| folder(i).as_deref() == Some(f.as_str()))
+                    .collect();
+                evals.push(EvalSet {
+                    name: format!("val_{f}"),
+                    data: Arc::new(Subset::new(mtfl.train(), idx)?),
+                    transform: Some(transform.clone()),
+                });
+            }
+        }
         Ok(Self {
             train: Arc::new(train),
             val: Arc::new(val),
             test: mtfl.test(),
-            transform: Some(mtfl.train_transform()),
+            transform: Some(transform),
+            evals,
         })
     }
 
@@ -83,6 +157,8 @@ pub struct RunOutput {
     pub report: Report,
     /// Test metrics of the selected model, when the data has a test split.
     pub test: Option<TaskMap<MetricValues>>,
+    /// Metrics of the selected model on each of [`RunData::evals`], by name.
+    pub evals: Vec<(String, TaskMap<MetricValues>)>,
     /// The variables of the selected (best validation) epoch.
     pub vars: VarMap,
     /// Where the training time went.
@@ -255,6 +331,28 @@ pub fn train_with(
             }
         }
     }
+    let mut report = report;
+    let stopped: Vec<String> = report
+        .history
+        .stops
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    if cfg.refit.epochs > 0 && !stopped.is_empty() {
+        let t_refit = std::time::Instant::now();
+        refit_heads(cfg, net.as_ref(), &tasks, &vars, data, &stopped, device)?;
+        let mut batcher = Batcher::eval(cfg.train.eval_batch_size);
+        if let Some(t) = &data.transform {
+            batcher = batcher.with_transform(t.clone());
+        }
+        let eval = evaluate(net.as_ref(), &tasks, data.val.as_ref(), &batcher, device)?;
+        for name in &stopped {
+            if let Some(m) = eval.metrics.get(name) {
+                report.best.insert(name.as_str(), m.clone());
+            }
+        }
+        timing.step_seconds += t_refit.elapsed().as_secs_f64();
+    }
     let t_test = std::time::Instant::now();
     let test = match &data.test {
         Some(test) => {
@@ -269,13 +367,83 @@ pub fn train_with(
         }
         None => None,
     };
+    let mut evals = Vec::with_capacity(data.evals.len());
+    for set in &data.evals {
+        let mut batcher = Batcher::eval(cfg.train.eval_batch_size);
+        if let Some(t) = &set.transform {
+            batcher = batcher.with_transform(t.clone());
+        }
+        let eval = evaluate(net.as_ref(), &tasks, set.data.as_ref(), &batcher, device)?;
+        evals.push((set.name.clone(), eval.metrics));
+    }
     timing.eval_seconds += t_test.elapsed().as_secs_f64();
     Ok(RunOutput {
         report,
         test,
+        evals,
         vars,
         timing,
     })
+}
+
+/// Trains the own parameters of every task in `stopped` (their heads) for `cfg.refit.epochs`
+/// epochs on the training data, everything else frozen ([`crate::RefitConfig`]).
+fn refit_heads(
+    cfg: &RunConfig,
+    net: &dyn MultiTaskNet,
+    tasks: &TaskSet,
+    vars: &VarMap,
+    data: &RunData,
+    stopped: &[String],
+    device: &Device,
+) -> Result<()> {
+    let groups = net.param_groups();
+    let mut heads: Vec<(String, Var)> = Vec::new();
+    for name in stopped {
+        if let Some(prefixes) = groups.tasks.get(name) {
+            heads.extend(select_vars(vars, prefixes));
+        }
+    }
+    heads.sort_by(|a, b| a.0.cmp(&b.0));
+    heads.dedup_by(|a, b| a.0 == b.0);
+    if heads.is_empty() {
+        return Ok(());
+    }
+    let mut opt = AdamW::new(AdamWConfig {
+        lr: cfg.refit.lr,
+        weight_decay: 0.0,
+        ..AdamWConfig::default()
+    });
+    let mut batcher = Batcher::train(cfg.train.batch_size, cfg.train.seed);
+    if let Some(t) = &data.transform {
+        batcher = batcher.with_transform(t.clone());
+    }
+    for epoch in 0..cfg.refit.epochs {
+        for batch in batcher.iter(data.train.as_ref(), epoch, device) {
+            let batch = batch?;
+            let out = net.forward_t(&batch.input, true)?;
+            let mut total: Option<Tensor> = None;
+            for name in stopped {
+                let (Some(task), Some(pred), Some(target)) = (
+                    tasks.get(name),
+                    out.predictions.get(name),
+                    batch.targets.get(name),
+                ) else {
+                    continue;
+                };
+                let loss = task.loss(pred, target)?;
+                total = Some(match total {
+                    Some(t) => (t + loss)?,
+                    None => loss,
+                });
+            }
+            if let Some(loss) = total {
+                let grads = loss.backward()?;
+                opt.step(&heads, &grads, cfg.refit.lr)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The best epoch's metric and variables saved in `dir` by an earlier call with the same

@@ -58,6 +58,8 @@ pub struct Experiment {
     pub name: String,
     pub title: String,
     pub claim: String,
+    /// Seeds every variant runs with (the file's `seeds`, resolved for the budget; default 1).
+    pub seeds: u64,
     pub variants: Vec<Variant>,
 }
 
@@ -100,8 +102,13 @@ pub fn parse(text: &str, origin: &str, budget: Budget) -> Result<Experiment> {
         Some(Value::Array(a)) => a,
         _ => bail!("{origin}: no [[variant]] tables"),
     };
+    let seeds = match doc.remove("seeds").map(|v| resolve(v, budget)) {
+        None | Some(Value::Table(_)) => 1,
+        Some(Value::Integer(n)) if n >= 1 => n as u64,
+        Some(_) => bail!("{origin}: key seeds: expected a positive integer or budget table"),
+    };
     if let Some(k) = doc.keys().next() {
-        bail!("{origin}: unknown key {k:?}; allowed: name, title, claim, base, variant");
+        bail!("{origin}: unknown key {k:?}; allowed: name, title, claim, seeds, base, variant");
     }
     let mut out = Vec::new();
     for (i, v) in variants.into_iter().enumerate() {
@@ -133,6 +140,7 @@ pub fn parse(text: &str, origin: &str, budget: Budget) -> Result<Experiment> {
         name,
         title,
         claim,
+        seeds,
         variants: out,
     })
 }
@@ -187,6 +195,16 @@ batch_size = 8
         assert_eq!(e.variants[1].config.train.epochs, 2);
         let f = parse(DOC, "t.toml", Budget::Full).unwrap();
         assert_eq!(f.variants[0].config.train.epochs, 9);
+    }
+
+    #[test]
+    fn seeds_resolve_per_budget() {
+        let doc = DOC.replace("claim = \"C\"", "claim = \"C\"\nseeds = { real = 3 }");
+        assert_eq!(parse(&doc, "t.toml", Budget::Real).unwrap().seeds, 3);
+        assert_eq!(parse(&doc, "t.toml", Budget::Quick).unwrap().seeds, 1);
+        assert_eq!(parse(DOC, "t.toml", Budget::Real).unwrap().seeds, 1);
+        let bad = DOC.replace("claim = \"C\"", "claim = \"C\"\nseeds = 0");
+        assert!(parse(&bad, "t.toml", Budget::Real).is_err());
     }
 
     #[test]

@@ -29,9 +29,10 @@ pub struct Args {
     /// Seed of the runs (data, initialisation, shuffling); default: each experiment's own.
     #[arg(long)]
     seed: Option<u64>,
-    /// Repeat every variant over K seeds (seed, seed+1, ...) and report mean ± std.
-    #[arg(long, default_value_t = 1)]
-    seeds: u64,
+    /// Repeat every variant over K seeds (seed, seed+1, ...) and report mean ± std; default:
+    /// each experiment's own `seeds` (1 unless its file says otherwise).
+    #[arg(long)]
+    seeds: Option<u64>,
     /// A folder with real MTFL data (training.txt, optional testing.txt, images).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -77,7 +78,7 @@ fn load_experiments(args: &Args) -> Result<Vec<Experiment>> {
         }
         args.only.clone()
     };
-    if args.seeds == 0 {
+    if args.seeds == Some(0) {
         bail!("--seeds must be at least 1");
     }
     let dir = experiments_dir(args);
@@ -181,14 +182,15 @@ fn run_all(
             let t0 = Instant::now();
             let mut vt = report::VariantTiming::default();
             let mut runs = Vec::new();
-            for k in 0..args.seeds {
+            let seeds = args.seeds.unwrap_or(e.seeds);
+            for k in 0..seeds {
                 let mut cfg = v.config.clone();
                 cfg.train.seed = cfg.train.seed.wrapping_add(k);
                 let data = match mtfl {
                     Some(m) => RunData::mtfl(m, &cfg, cfg.train.seed)?,
                     None => RunData::synthetic(&cfg, cfg.train.seed)?,
                 };
-                let label = if args.seeds > 1 {
+                let label = if seeds > 1 {
                     format!("{}/{} seed {}", e.name, v.key, cfg.train.seed)
                 } else {
                     format!("{}/{}", e.name, v.key)
@@ -236,6 +238,7 @@ fn run_all(
                 let run = report::SeedRun {
                     report: out.report,
                     test: out.test,
+                    evals: out.evals.into_iter().collect(),
                 };
                 write_result(&result_file, &run)?;
                 // The result is all a later --resume needs: drop the bulky checkpoints.

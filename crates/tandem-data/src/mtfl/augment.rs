@@ -16,9 +16,9 @@
 //! The mirror ([`mirror`]) flips the image left to right, maps `x → 1 − x`, swaps the left and
 //! right eye (points 1 ↔ 2) and mouth corners (4 ↔ 5), and swaps the head pose left ↔ right
 //! (codes 1 ↔ 5 and 2 ↔ 4, i.e. classes `c → 4 − c`). Mirroring twice is the identity.
-use crate::mtfl::crop::{warp, CropPolicy};
+use crate::mtfl::crop::{warp, BoxSpread, CropPolicy};
 use crate::{DataError, GrayImage, Label, Result, Sample, Transform};
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Training-only augmentation besides the crop jitter.
@@ -62,6 +62,11 @@ pub struct FaceTransform {
     pub height: usize,
     /// Training augmentation.
     pub augment: Augment,
+    /// The spread of evaluation crops around the policy's frame ([`BoxSpread::NONE`]: the
+    /// centred landmark box).
+    pub eval_spread: BoxSpread,
+    /// Seed of the per-face evaluation draws.
+    pub eval_seed: u64,
 }
 
 /// The name of the landmark task.
@@ -89,10 +94,13 @@ impl Transform for FaceTransform {
                     .into(),
             )
         })?;
-        let frame = if train {
-            frame.jittered(&self.crop.jitter(), rng)
-        } else {
-            frame
+        let frame = match (train, &points) {
+            (true, _) => frame.jittered(&self.crop.jitter(), rng),
+            (false, Some(p)) if !self.eval_spread.is_none() => {
+                let mut face_rng = ChaCha8Rng::seed_from_u64(face_seed(self.eval_seed, p));
+                self.eval_spread.perturb(&frame, &mut face_rng)
+            }
+            (false, _) => frame,
         };
         let image = warp(&image, &frame, self.width, self.height);
         if let (Some(p), Some(Label::Points(l))) = (points, labels.get_mut(LANDMARKS)) {
@@ -107,6 +115,18 @@ impl Transform for FaceTransform {
         }
         Ok(sample)
     }
+}
+
+/// A seed fixed by the face: FNV-1a over `seed` and the bits of its landmark coordinates.
+fn face_seed(seed: u64, points: &[f32]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for v in points {
+        for b in v.to_bits().to_le_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
 }
 
 fn to_pixels(p: &[f32], w: usize, h: usize) -> Vec<f32> {
@@ -192,7 +212,6 @@ pub fn mirror_pose(class: u32) -> u32 {
 mod tests {
     use super::*;
     use crate::mtfl::crop::Jitter;
-    use rand::SeedableRng;
     use tandem_tensor::TaskMap;
 
     fn face() -> Sample {
@@ -234,6 +253,8 @@ mod tests {
             width: 40,
             height: 40,
             augment: Augment::default(),
+            eval_spread: BoxSpread::NONE,
+            eval_seed: 0,
         };
         let a = t.apply(face(), &mut ChaCha8Rng::seed_from_u64(1), false)?;
         let b = t.apply(face(), &mut ChaCha8Rng::seed_from_u64(2), false)?;
@@ -248,6 +269,34 @@ mod tests {
     }
 
     #[test]
+    fn test_like_evaluation_crops_are_fixed_per_face() -> Result<()> {
+        let t = FaceTransform {
+            crop: CropPolicy::landmark_box(),
+            width: 40,
+            height: 40,
+            augment: Augment::default(),
+            eval_spread: BoxSpread::MTFL_TEST,
+            eval_seed: 3,
+        };
+        // The same face gives the same crop whatever the caller's RNG ...
+        let a = t.apply(face(), &mut ChaCha8Rng::seed_from_u64(1), false)?;
+        let b = t.apply(face(), &mut ChaCha8Rng::seed_from_u64(2), false)?;
+        assert_eq!(a, b);
+        // ... which is not the centred crop ...
+        let centred = FaceTransform {
+            eval_spread: BoxSpread::NONE,
+            ..t
+        };
+        let c = centred.apply(face(), &mut ChaCha8Rng::seed_from_u64(1), false)?;
+        assert_ne!(a.image, c.image);
+        // ... and another evaluation seed gives another draw.
+        let other = FaceTransform { eval_seed: 4, ..t };
+        let d = other.apply(face(), &mut ChaCha8Rng::seed_from_u64(1), false)?;
+        assert_ne!(a.image, d.image);
+        Ok(())
+    }
+
+    #[test]
     fn training_is_seeded() -> Result<()> {
         let t = FaceTransform {
             crop: CropPolicy::LandmarkBox {
@@ -257,6 +306,8 @@ mod tests {
             width: 40,
             height: 40,
             augment: Augment::default(),
+            eval_spread: BoxSpread::NONE,
+            eval_seed: 0,
         };
         let a = t.apply(face(), &mut ChaCha8Rng::seed_from_u64(5), true)?;
         let b = t.apply(face(), &mut ChaCha8Rng::seed_from_u64(5), true)?;

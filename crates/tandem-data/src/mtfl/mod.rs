@@ -27,7 +27,7 @@ pub mod parse;
 
 pub use augment::{mirror, Augment, FaceTransform};
 pub use cache::{CacheDir, CacheStatus, FaceTable, Prep};
-pub use crop::{CropPolicy, Frame, Jitter, DEFAULT_BOX_SCALE};
+pub use crop::{BoxSpread, CropPolicy, Frame, Jitter, DEFAULT_BOX_SCALE};
 #[cfg(feature = "hub")]
 pub use hub::{DataSource, HubOptions};
 pub use image::DecodeLimits;
@@ -54,6 +54,13 @@ pub struct MtflOptions {
     pub train_crop: CropPolicy,
     /// Crop of test faces (default `Whole`).
     pub test_crop: CropPolicy,
+    /// Spread of the evaluation crops of training-split faces (validation), a fixed draw per
+    /// face around the landmark box (default [`BoxSpread::MTFL_TEST`]: *test-like* crops that
+    /// stray from the landmarks as MTFL's test images do; [`BoxSpread::NONE`]: the centred
+    /// landmark box).
+    pub eval_spread: BoxSpread,
+    /// Seed of the per-face evaluation draws (default 0).
+    pub eval_seed: u64,
     /// The cached training region is the landmark box enlarged by this factor, stored at
     /// `margin × model_size` pixels (default 2). Must cover the jitter's reach
     /// (`margin ≥ 2 · Jitter::reach()`).
@@ -76,6 +83,8 @@ impl Default for MtflOptions {
             model_size: 40,
             train_crop: CropPolicy::landmark_box(),
             test_crop: CropPolicy::Whole,
+            eval_spread: BoxSpread::MTFL_TEST,
+            eval_seed: 0,
             cache_margin: 2.0,
             augment: Augment::default(),
             cache: CacheDir::Auto,
@@ -110,8 +119,15 @@ impl MtflOptions {
                 }
             }
         }
+        if !self.eval_spread.is_valid() {
+            return Err(DataError::Invalid(format!(
+                "evaluation spread {:?}: standard deviations must be finite and non-negative, \
+                 clip positive",
+                self.eval_spread
+            )));
+        }
         if let CropPolicy::LandmarkBox { jitter, .. } = self.train_crop {
-            let need = 2.0 * jitter.reach();
+            let need = 2.0 * jitter.reach().max(self.eval_spread.reach());
             if !(self.cache_margin.is_finite()
                 && self.cache_margin >= need
                 && self.cache_margin <= 8.0)
@@ -284,6 +300,8 @@ impl Mtfl {
             width: self.options.model_size,
             height: self.options.model_size,
             augment: self.options.augment,
+            eval_spread: self.options.eval_spread,
+            eval_seed: self.options.eval_seed,
         }
     }
 }
