@@ -3,7 +3,7 @@
 //! outputs, four 2–5-way classifications), batch 64. After the criterion group, the mean step
 //! time of each weighting relative to Equal is printed.
 //!
-//! `cargo bench -p tandem-train --bench weighting`
+//! `cargo bench -p tandem-optim --bench weighting`
 #![allow(clippy::unwrap_used, missing_docs)]
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Linear, VarBuilder, VarMap};
@@ -11,8 +11,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use rand::SeedableRng;
 use std::time::Instant;
 use tandem_heads::{ClassTask, LandmarkTask, TaskSet};
+use tandem_optim::{StepContext, Weighting, WeightingConfig};
 use tandem_tensor::{select_vars, sorted_vars, Target, TaskMap};
-use tandem_train::{StepContext, Weighting, WeightingConfig};
 
 struct Toy {
     tasks: TaskSet,

@@ -79,7 +79,7 @@ impl LrSchedule {
 
     /// Checks every value, naming the offending key.
     pub fn validate(&self) -> crate::Result<()> {
-        let bad = |reason: &str| Err(crate::TrainError::config("schedule", reason));
+        let bad = |reason: &str| Err(crate::OptimError::config("schedule", reason));
         match *self {
             Self::Constant => Ok(()),
             Self::Warmup { warmup_epochs }

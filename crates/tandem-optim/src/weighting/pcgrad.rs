@@ -40,7 +40,7 @@ impl PcGrad {
 /// use rand::SeedableRng;
 /// // g₁ = (1, 0), g₂ = (−1, 1): g₁·g₂ = −1, ‖g₂‖² = 2, ‖g₁‖² = 1
 /// let g = vec![vec![1.0, 0.0], vec![-1.0, 1.0]];
-/// let pc = tandem_train::weighting::project_conflicting(&g, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
+/// let pc = tandem_optim::weighting::project_conflicting(&g, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
 /// assert_eq!(pc, vec![vec![0.5, 0.5], vec![0.0, 1.0]]);
 /// ```
 pub fn project_conflicting(grads: &[Vec<f64>], rng: &mut ChaCha8Rng) -> Vec<Vec<f64>> {

@@ -14,8 +14,11 @@
 //! been seen, while the first factor's denominator is ≤ 0, or while `λ_a · min E_tr ≤ 0`.
 //! The median of an even number of values is the mean of the middle two.
 use super::{Observation, TaskStopper};
-use crate::TrainError;
+use crate::state;
 use serde::{Deserialize, Serialize};
+
+/// The name of this state in errors.
+const STATE: &str = "stopper state (tcdcn)";
 
 /// The TCDCN criterion over a window of `k + 1` epochs, threshold `ε`.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,13 +96,12 @@ impl TaskStopper for TcdcnStopper {
         self.memory.last.is_some_and(|c| c > self.epsilon)
     }
 
-    fn state(&self) -> serde_json::Value {
-        serde_json::to_value(&self.memory).unwrap_or(serde_json::Value::Null)
+    fn state(&self) -> crate::Result<serde_json::Value> {
+        state::to_json(STATE, &self.memory)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> crate::Result<()> {
-        self.memory = serde_json::from_value(state.clone())
-            .map_err(|e| TrainError::config("stopper state (tcdcn)", e.to_string()))?;
+        self.memory = state::from_json(STATE, state)?;
         Ok(())
     }
 }
@@ -180,7 +182,7 @@ mod tests {
         s.update(&obs(0, 1.0, 1.1));
         s.update(&obs(1, 0.6, 0.8));
         let mut r = TcdcnStopper::new(2, 2.0);
-        r.load_state(&s.state())?;
+        r.load_state(&s.state()?)?;
         assert_eq!(r, s);
         Ok(())
     }

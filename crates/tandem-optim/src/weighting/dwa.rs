@@ -11,10 +11,13 @@
 //! training loss in epoch `e` (from [`Weighting::end_epoch`]); a task without both epochs' losses
 //! gets `w_k = 1`.
 use super::{weighted_sum, StepContext, Update, Weighting};
-use crate::TrainError;
+use crate::state;
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use tandem_tensor::TaskMap;
+
+/// The name of this state in errors.
+const STATE: &str = "weighting state (dwa)";
 
 /// Dynamic Weight Average.
 #[derive(Debug, Clone)]
@@ -97,13 +100,12 @@ impl Weighting for Dwa {
         Ok(())
     }
 
-    fn state(&self) -> serde_json::Value {
-        serde_json::to_value(&self.state).unwrap_or(serde_json::Value::Null)
+    fn state(&self) -> crate::Result<serde_json::Value> {
+        state::to_json(STATE, &self.state)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> crate::Result<()> {
-        self.state = serde_json::from_value(state.clone())
-            .map_err(|e| TrainError::config("weighting state (dwa)", e.to_string()))?;
+        self.state = state::from_json(STATE, state)?;
         Ok(())
     }
 }
@@ -132,7 +134,10 @@ mod tests {
         assert!((w["b"] - 1.099_667_99).abs() < 1e-8, "{w:?}");
         let mut restored = Dwa::default();
         restored
-            .load_state(&d.state())
+            .load_state(
+                &d.state()
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?,
+            )
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         assert_eq!(restored.weights_for(["a", "b"]), w);
         Ok(())

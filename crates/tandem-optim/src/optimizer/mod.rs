@@ -1,12 +1,14 @@
-//! Optimizers whose state is plain data, so a resumed run continues exactly: [`AdamW`] and
-//! [`Sgd`] (with momentum or Nesterov momentum), chosen by [`OptimizerConfig`].
+//! Optimizers whose state is plain data, so a resumed run continues exactly: the open
+//! [`Optimizer`] trait, [`AdamW`] and [`Sgd`] (with momentum or Nesterov momentum), and
+//! [`OptimizerConfig`], which names and builds one of them.
 //!
 //! candle's own `AdamW` keeps its moments private and its `SGD` has no momentum; these follow
 //! PyTorch's `torch.optim.AdamW` and `torch.optim.SGD` update rules (see each type).
-use crate::Result;
+use crate::{OptimError, Result};
 use candle_core::backprop::GradStore;
 use candle_core::Var;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 mod adamw;
 mod sgd;
@@ -18,7 +20,7 @@ pub use sgd::{Sgd, SgdConfig, SgdState};
 /// optimizer's own fields, e.g. `{"kind": "sgd", "lr": 0.05, "nesterov": true}`.
 ///
 /// ```
-/// use tandem_train::{OptimizerConfig, SgdConfig};
+/// use tandem_optim::{OptimizerConfig, SgdConfig};
 /// let c: OptimizerConfig = serde_json::from_str(r#"{"kind": "sgd", "lr": 0.05, "nesterov": true}"#)?;
 /// assert_eq!(c, OptimizerConfig::Sgd(SgdConfig { lr: 0.05, nesterov: true, ..Default::default() }));
 /// # Ok::<(), serde_json::Error>(())
@@ -59,21 +61,22 @@ impl OptimizerConfig {
     /// Checks every value, naming the offending key.
     pub fn validate(&self) -> Result<()> {
         match self {
-            Self::AdamW(c) => AdamW::validate_config(c),
+            Self::AdamW(c) => c.validate(),
             Self::Sgd(c) => c.validate(),
         }
     }
 
     /// A fresh optimizer.
-    pub fn build(&self) -> Optimizer {
+    pub fn build(&self) -> Box<dyn Optimizer> {
         match self {
-            Self::AdamW(c) => Optimizer::AdamW(AdamW::new(*c)),
-            Self::Sgd(c) => Optimizer::Sgd(Sgd::new(*c)),
+            Self::AdamW(c) => Box::new(AdamW::new(*c)),
+            Self::Sgd(c) => Box::new(Sgd::new(*c)),
         }
     }
 }
 
-/// An optimizer's state as plain data, tagged like [`OptimizerConfig`].
+/// The state of one of tandem's optimizers as plain data, tagged like [`OptimizerConfig`]:
+/// what [`AdamW`] and [`Sgd`] write through [`Optimizer::state`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OptimizerState {
@@ -84,52 +87,50 @@ pub enum OptimizerState {
     Sgd(SgdState),
 }
 
-/// One of tandem's optimizers.
-#[derive(Debug, Clone)]
-pub enum Optimizer {
-    /// AdamW.
-    AdamW(AdamW),
-    /// SGD with momentum.
-    Sgd(Sgd),
+impl OptimizerState {
+    /// Reads a state written by [`Optimizer::state`] of [`AdamW`] or [`Sgd`].
+    pub fn from_json(state: &Value) -> Result<Self> {
+        crate::state::from_json(STATE, state)
+    }
+
+    /// The state as JSON.
+    pub fn to_json(&self) -> Result<Value> {
+        crate::state::to_json(STATE, self)
+    }
 }
 
-impl Optimizer {
+/// The name of an optimizer's state in errors.
+pub(crate) const STATE: &str = "optimizer state";
+
+/// The error for a state saved by another kind of optimizer.
+pub(crate) fn other_kind() -> OptimError {
+    OptimError::config(STATE, "saved by a different kind of optimizer")
+}
+
+/// Updates variables from their gradients. The trait is open: the trainer and one's own
+/// training loop drive any implementation the same way; [`OptimizerConfig::build`] makes the
+/// built-in ones.
+///
+/// Variables come as `(name, variable)` pairs in sorted-name order, and per-variable state is
+/// kept by name, so a state saved by [`Optimizer::state`] restores into a rebuilt model.
+pub trait Optimizer: Send {
+    /// A short name (`adamw`, `sgd`).
+    fn name(&self) -> &str;
+
     /// One update of `vars` from `grads` at learning rate `lr`; variables without a gradient are
     /// left untouched.
-    pub fn step(&mut self, vars: &[(String, Var)], grads: &GradStore, lr: f64) -> Result<()> {
-        match self {
-            Self::AdamW(o) => o.step(vars, grads, lr),
-            Self::Sgd(o) => o.step(vars, grads, lr),
-        }
-    }
+    fn step(&mut self, vars: &[(String, Var)], grads: &GradStore, lr: f64) -> Result<()>;
 
-    /// The state as plain data.
-    pub fn state(&self) -> Result<OptimizerState> {
-        Ok(match self {
-            Self::AdamW(o) => OptimizerState::AdamW(o.state()?),
-            Self::Sgd(o) => OptimizerState::Sgd(o.state()?),
-        })
-    }
+    /// The state beyond the model's variables as plain JSON (see [`crate::state`]).
+    fn state(&self) -> Result<Value>;
 
-    /// Restores a state saved by [`Optimizer::state`] (of the same kind).
-    pub fn load_state(&mut self, state: &OptimizerState, vars: &[(String, Var)]) -> Result<()> {
-        match (self, state) {
-            (Self::AdamW(o), OptimizerState::AdamW(s)) => o.load_state(s, vars),
-            (Self::Sgd(o), OptimizerState::Sgd(s)) => o.load_state(s, vars),
-            _ => Err(crate::TrainError::config(
-                "optimizer state",
-                "saved by a different kind of optimizer",
-            )),
-        }
-    }
+    /// Restores a state returned by [`Optimizer::state`]; `vars` gives per-variable state its
+    /// shape and device.
+    fn load_state(&mut self, state: &Value, vars: &[(String, Var)]) -> Result<()>;
 
-    /// Drops the per-parameter state (moments, buffers) of the named parameters.
-    pub fn forget(&mut self, names: &[String]) {
-        match self {
-            Self::AdamW(o) => o.forget(names),
-            Self::Sgd(o) => o.forget(names),
-        }
-    }
+    /// Drops the per-variable state (moments, buffers) of the named variables, e.g. those of a
+    /// task that stopped training. Stateless optimizers keep the default, which does nothing.
+    fn forget(&mut self, _names: &[String]) {}
 }
 
 #[cfg(test)]

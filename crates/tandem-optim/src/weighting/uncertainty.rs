@@ -15,8 +15,8 @@ use super::{StepContext, Update, Weighting};
 use candle_core::Tensor;
 use candle_nn::init::Init;
 use candle_nn::VarBuilder;
-use tandem_heads::{TaskKind, TaskSet};
 use tandem_tensor::TaskMap;
+use tandem_tensor::{TaskKind, TaskList};
 
 /// Homoscedastic-uncertainty weighting with one learnable `s_t = log σ_t²` per task.
 #[derive(Debug, Clone)]
@@ -26,23 +26,28 @@ pub struct Uncertainty {
 }
 
 impl Uncertainty {
-    /// Creates `s_t = 0` for every task of `tasks`, under `vb` (variables `s.<task>`; pass
-    /// `vb.pp("weighting")` to get the documented `weighting.s.<task>`).
-    pub fn new(tasks: &TaskSet, vb: VarBuilder) -> candle_core::Result<Self> {
+    /// Creates `s_t = 0` for every task of `tasks` (a `tandem_heads::TaskSet`, or a list of
+    /// [`TaskInfo`](tandem_tensor::TaskInfo) for a model of one's own), under `vb` (variables
+    /// `s.<task>`; pass `vb.pp("weighting")` to get the documented `weighting.s.<task>`).
+    pub fn new<T: TaskList + ?Sized>(tasks: &T, vb: VarBuilder) -> candle_core::Result<Self> {
         Self::with_init(tasks, 0.0, vb)
     }
 
     /// Like [`Uncertainty::new`] with `s_t = init` (`σ_t² = e^{init}`). A variable that already
     /// exists in the `VarMap` (e.g. loaded from a checkpoint) keeps its value.
-    pub fn with_init(tasks: &TaskSet, init: f64, vb: VarBuilder) -> candle_core::Result<Self> {
+    pub fn with_init<T: TaskList + ?Sized>(
+        tasks: &T,
+        init: f64,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
         let mut params = TaskMap::new();
-        for task in tasks.iter() {
-            let s = vb.get_with_hints(1, &format!("s.{}", task.name()), Init::Const(init))?;
-            let c = match task.kind() {
+        for task in tasks.task_info() {
+            let s = vb.get_with_hints(1, &format!("s.{}", task.name), Init::Const(init))?;
+            let c = match task.kind {
                 TaskKind::Regression => 0.5,
                 TaskKind::Classification => 1.0,
             };
-            params.insert(task.name(), (s, c));
+            params.insert(task.name, (s, c));
         }
         Ok(Self { params })
     }
@@ -108,7 +113,7 @@ mod tests {
     use candle_core::{DType, Device, Var};
     use candle_nn::VarMap;
     use rand::SeedableRng;
-    use tandem_heads::{ClassTask, LandmarkTask};
+    use tandem_tensor::TaskInfo;
 
     /// `∂/∂s = ½ − c·e^{−s}·L` and `∂/∂θ = c·e^{−s}·∂L/∂θ`, by hand; PyTorch agrees:
     /// ```python
@@ -123,9 +128,10 @@ mod tests {
         let dev = Device::Cpu;
         let vars = VarMap::new();
         let vb = VarBuilder::from_varmap(&vars, DType::F32, &dev);
-        let tasks = TaskSet::new()
-            .with(LandmarkTask::new("lm", 5))
-            .with(ClassTask::new("cls", 2).auxiliary());
+        let tasks = [
+            TaskInfo::regression("lm"),
+            TaskInfo::classification("cls").auxiliary(),
+        ];
         let mut w = Uncertainty::with_init(&tasks, 0.3, vb.pp("weighting"))?;
         let th = Var::new(2.0f32, &dev)?;
         let l = (th.as_tensor().sqr()? * 0.5)?;

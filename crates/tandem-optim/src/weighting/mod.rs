@@ -87,9 +87,10 @@ pub trait Weighting: Send {
         Ok(())
     }
 
-    /// State beyond the model's variables, as plain JSON (`null` for stateless methods).
-    fn state(&self) -> serde_json::Value {
-        serde_json::Value::Null
+    /// State beyond the model's variables, as plain JSON (`null` for stateless methods; see
+    /// [`crate::state`]).
+    fn state(&self) -> crate::Result<serde_json::Value> {
+        Ok(serde_json::Value::Null)
     }
 
     /// Restores a state returned by [`Weighting::state`].

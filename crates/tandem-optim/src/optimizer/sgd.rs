@@ -11,10 +11,12 @@
 //! ```
 //! With `μ = 0` it is plain SGD (`d = g`) and keeps no state. Parameters are visited in
 //! sorted-name order; a parameter without a gradient is left untouched, its buffer included.
-use crate::{Result, TrainError};
+use super::{other_kind, Optimizer, OptimizerState, STATE};
+use crate::{OptimError, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Hyper-parameters of [`Sgd`].
@@ -49,31 +51,31 @@ impl SgdConfig {
     /// Checks every value, naming the offending key.
     pub fn validate(&self) -> Result<()> {
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(TrainError::config(
+            return Err(OptimError::config(
                 "optimizer.lr",
                 format!("{} is not a positive number", self.lr),
             ));
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            return Err(TrainError::config(
+            return Err(OptimError::config(
                 "optimizer.momentum",
                 "must be in [0, 1)",
             ));
         }
         if !(0.0..=1.0).contains(&self.dampening) {
-            return Err(TrainError::config(
+            return Err(OptimError::config(
                 "optimizer.dampening",
                 "must be in [0, 1]",
             ));
         }
         if self.nesterov && (self.momentum == 0.0 || self.dampening != 0.0) {
-            return Err(TrainError::config(
+            return Err(OptimError::config(
                 "optimizer.nesterov",
                 "needs momentum > 0 and dampening 0",
             ));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(TrainError::config("optimizer.weight_decay", "must be ≥ 0"));
+            return Err(OptimError::config("optimizer.weight_decay", "must be ≥ 0"));
         }
         Ok(())
     }
@@ -108,7 +110,7 @@ impl Sgd {
     }
 
     /// One update of `vars` (name, variable) from `grads` at learning rate `lr`.
-    pub fn step(&mut self, vars: &[(String, Var)], grads: &GradStore, lr: f64) -> Result<()> {
+    fn update(&mut self, vars: &[(String, Var)], grads: &GradStore, lr: f64) -> Result<()> {
         let c = self.config;
         for (name, var) in vars {
             let Some(g) = grads.get(var.as_tensor()) else {
@@ -139,8 +141,8 @@ impl Sgd {
         Ok(())
     }
 
-    /// The state as plain data.
-    pub fn state(&self) -> Result<SgdState> {
+    /// The state as typed plain data ([`Optimizer::state`] writes it as JSON).
+    pub fn state_data(&self) -> Result<SgdState> {
         let mut buffers = BTreeMap::new();
         for (k, b) in &self.buffers {
             buffers.insert(k.clone(), b.flatten_all()?.to_vec1::<f32>()?);
@@ -148,19 +150,20 @@ impl Sgd {
         Ok(SgdState { buffers })
     }
 
-    /// Restores a state saved by [`Sgd::state`]; `vars` gives each buffer its shape and device.
-    pub fn load_state(&mut self, state: &SgdState, vars: &[(String, Var)]) -> Result<()> {
+    /// Restores a state saved by [`Sgd::state_data`]; `vars` gives each buffer its shape and
+    /// device.
+    pub fn load_state_data(&mut self, state: &SgdState, vars: &[(String, Var)]) -> Result<()> {
         let mut buffers = BTreeMap::new();
         for (name, b) in &state.buffers {
             let Some((_, var)) = vars.iter().find(|(n, _)| n == name) else {
-                return Err(TrainError::config(
-                    "optimizer state",
+                return Err(OptimError::config(
+                    STATE,
                     format!("a momentum buffer for {name}, which the model does not have"),
                 ));
             };
             if b.len() != var.elem_count() {
-                return Err(TrainError::config(
-                    "optimizer state",
+                return Err(OptimError::config(
+                    STATE,
                     format!(
                         "the buffer of {name} does not match its shape {:?}",
                         var.dims()
@@ -175,9 +178,30 @@ impl Sgd {
         self.buffers = buffers;
         Ok(())
     }
+}
+
+impl Optimizer for Sgd {
+    fn name(&self) -> &str {
+        "sgd"
+    }
+
+    fn step(&mut self, vars: &[(String, Var)], grads: &GradStore, lr: f64) -> Result<()> {
+        self.update(vars, grads, lr)
+    }
+
+    fn state(&self) -> Result<Value> {
+        OptimizerState::Sgd(self.state_data()?).to_json()
+    }
+
+    fn load_state(&mut self, state: &Value, vars: &[(String, Var)]) -> Result<()> {
+        match OptimizerState::from_json(state)? {
+            OptimizerState::Sgd(s) => self.load_state_data(&s, vars),
+            _ => Err(other_kind()),
+        }
+    }
 
     /// Drops the buffers of the named parameters (a stopped task's head).
-    pub fn forget(&mut self, names: &[String]) {
+    fn forget(&mut self, names: &[String]) {
         for n in names {
             self.buffers.remove(n);
         }

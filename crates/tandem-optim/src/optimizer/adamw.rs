@@ -9,10 +9,12 @@
 //! ```
 //! the same as PyTorch's `torch.optim.AdamW`. Parameters are visited in sorted-name order;
 //! a parameter without a gradient (or not passed in) is left untouched, moments included.
-use crate::Result;
+use super::{other_kind, Optimizer, OptimizerState, STATE};
+use crate::{OptimError, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Hyper-parameters of [`AdamW`].
@@ -29,6 +31,32 @@ pub struct AdamWConfig {
     pub eps: f64,
     /// Decoupled weight decay λ. Default 1e-4.
     pub weight_decay: f64,
+}
+
+impl AdamWConfig {
+    /// Checks every value, naming the offending key.
+    pub fn validate(&self) -> Result<()> {
+        let c = self;
+        if !(c.lr.is_finite() && c.lr > 0.0) {
+            return Err(OptimError::config(
+                "optimizer.lr",
+                format!("{} is not a positive number", c.lr),
+            ));
+        }
+        if !(0.0..1.0).contains(&c.beta1) || !(0.0..1.0).contains(&c.beta2) {
+            return Err(OptimError::config(
+                "optimizer.beta1/beta2",
+                "must be in [0, 1)",
+            ));
+        }
+        if !(c.eps.is_finite() && c.eps > 0.0) {
+            return Err(OptimError::config("optimizer.eps", "must be > 0"));
+        }
+        if !(c.weight_decay.is_finite() && c.weight_decay >= 0.0) {
+            return Err(OptimError::config("optimizer.weight_decay", "must be ≥ 0"));
+        }
+        Ok(())
+    }
 }
 
 impl Default for AdamWConfig {
@@ -80,7 +108,7 @@ impl AdamW {
     }
 
     /// One update of `vars` (name, variable) from `grads` at learning rate `lr`.
-    pub fn step(&mut self, vars: &[(String, Var)], grads: &GradStore, lr: f64) -> Result<()> {
+    fn update(&mut self, vars: &[(String, Var)], grads: &GradStore, lr: f64) -> Result<()> {
         let c = self.config;
         for (name, var) in vars {
             let Some(g) = grads.get(var.as_tensor()) else {
@@ -110,8 +138,8 @@ impl AdamW {
         Ok(())
     }
 
-    /// The state as plain data.
-    pub fn state(&self) -> Result<AdamWState> {
+    /// The state as typed plain data ([`Optimizer::state`] writes it as JSON).
+    pub fn state_data(&self) -> Result<AdamWState> {
         let mut params = BTreeMap::new();
         for (k, m) in &self.moments {
             params.insert(
@@ -126,53 +154,21 @@ impl AdamW {
         Ok(AdamWState { params })
     }
 
-    /// Drops the moments of the named parameters (a stopped task's head).
-    pub fn forget(&mut self, names: &[String]) {
-        for n in names {
-            self.moments.remove(n);
-        }
-    }
-
-    /// Checks every value, naming the offending key.
-    pub fn validate_config(c: &AdamWConfig) -> Result<()> {
-        if !(c.lr.is_finite() && c.lr > 0.0) {
-            return Err(crate::TrainError::config(
-                "optimizer.lr",
-                format!("{} is not a positive number", c.lr),
-            ));
-        }
-        if !(0.0..1.0).contains(&c.beta1) || !(0.0..1.0).contains(&c.beta2) {
-            return Err(crate::TrainError::config(
-                "optimizer.beta1/beta2",
-                "must be in [0, 1)",
-            ));
-        }
-        if !(c.eps.is_finite() && c.eps > 0.0) {
-            return Err(crate::TrainError::config("optimizer.eps", "must be > 0"));
-        }
-        if !(c.weight_decay.is_finite() && c.weight_decay >= 0.0) {
-            return Err(crate::TrainError::config(
-                "optimizer.weight_decay",
-                "must be ≥ 0",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Restores a state saved by [`AdamW::state`]; `vars` gives each moment its shape and device.
-    pub fn load_state(&mut self, state: &AdamWState, vars: &[(String, Var)]) -> Result<()> {
+    /// Restores a state saved by [`AdamW::state_data`]; `vars` gives each moment its shape and
+    /// device.
+    pub fn load_state_data(&mut self, state: &AdamWState, vars: &[(String, Var)]) -> Result<()> {
         let mut moments = BTreeMap::new();
         for (name, (t, m, v)) in &state.params {
             let Some((_, var)) = vars.iter().find(|(n, _)| n == name) else {
-                return Err(crate::TrainError::config(
-                    "optimizer state",
+                return Err(OptimError::config(
+                    STATE,
                     format!("moments for {name}, which the model does not have"),
                 ));
             };
             let shape = var.shape().clone();
             if m.len() != shape.elem_count() || v.len() != shape.elem_count() {
-                return Err(crate::TrainError::config(
-                    "optimizer state",
+                return Err(OptimError::config(
+                    STATE,
                     format!(
                         "moments for {name} do not match its shape {:?}",
                         shape.dims()
@@ -194,9 +190,38 @@ impl AdamW {
     }
 }
 
+impl Optimizer for AdamW {
+    fn name(&self) -> &str {
+        "adamw"
+    }
+
+    fn step(&mut self, vars: &[(String, Var)], grads: &GradStore, lr: f64) -> Result<()> {
+        self.update(vars, grads, lr)
+    }
+
+    fn state(&self) -> Result<Value> {
+        OptimizerState::AdamW(self.state_data()?).to_json()
+    }
+
+    fn load_state(&mut self, state: &Value, vars: &[(String, Var)]) -> Result<()> {
+        match OptimizerState::from_json(state)? {
+            OptimizerState::AdamW(s) => self.load_state_data(&s, vars),
+            _ => Err(other_kind()),
+        }
+    }
+
+    /// Drops the moments of the named parameters (a stopped task's head).
+    fn forget(&mut self, names: &[String]) {
+        for n in names {
+            self.moments.remove(n);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Sgd;
     use candle_core::Device;
 
     /// Two steps on f(θ) = Σ c·θ, hand-derived (PyTorch AdamW gives the same):
@@ -248,6 +273,7 @@ mod tests {
                     let s = opt.state()?;
                     opt = AdamW::new(AdamWConfig::default());
                     opt.load_state(&s, &vars)?;
+                    assert!(Sgd::new(Default::default()).load_state(&s, &vars).is_err());
                 }
                 let loss = p.as_tensor().sqr()?.sum_all()?;
                 opt.step(&vars, &loss.backward()?, 0.01)?;

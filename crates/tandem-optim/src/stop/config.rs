@@ -1,6 +1,6 @@
 //! [`StopperConfig`]: a task stopper as serde data.
 use super::{PatienceStopper, TaskStopper, TcdcnStopper};
-use crate::{Result, TrainError};
+use crate::{OptimError, Result};
 use serde::{Deserialize, Serialize};
 
 /// Which task-wise early stopping to apply to every auxiliary task, serialised with a `kind`
@@ -58,10 +58,10 @@ impl StopperConfig {
             Self::Off => Ok(()),
             Self::Tcdcn { k, epsilon } => {
                 if k == 0 {
-                    return Err(TrainError::config("stopper.k", "must be at least 1"));
+                    return Err(OptimError::config("stopper.k", "must be at least 1"));
                 }
                 if !epsilon.is_finite() {
-                    return Err(TrainError::config("stopper.epsilon", "must be finite"));
+                    return Err(OptimError::config("stopper.epsilon", "must be finite"));
                 }
                 Ok(())
             }
@@ -70,10 +70,10 @@ impl StopperConfig {
                 min_delta,
             } => {
                 if patience == 0 {
-                    return Err(TrainError::config("stopper.patience", "must be at least 1"));
+                    return Err(OptimError::config("stopper.patience", "must be at least 1"));
                 }
                 if !(min_delta.is_finite() && min_delta >= 0.0) {
-                    return Err(TrainError::config("stopper.min_delta", "must be ≥ 0"));
+                    return Err(OptimError::config("stopper.min_delta", "must be ≥ 0"));
                 }
                 Ok(())
             }

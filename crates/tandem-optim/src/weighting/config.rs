@@ -1,15 +1,15 @@
 //! [`WeightingConfig`]: a weighting as serde data (for experiment files).
 use super::{Dwa, Equal, GradNorm, PcGrad, Static, Uncertainty, Weighting};
-use crate::{Result, TrainError};
+use crate::{OptimError, Result};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use tandem_heads::TaskSet;
+use tandem_tensor::{TaskInfo, TaskList};
 
 /// Which weighting to use, with its hyper-parameters. Serialised with a `kind` tag:
 ///
 /// ```
-/// use tandem_train::WeightingConfig;
+/// use tandem_optim::WeightingConfig;
 /// let c: WeightingConfig = serde_json::from_str(r#"{"kind": "gradnorm", "alpha": 1.0}"#)?;
 /// assert_eq!(c, WeightingConfig::GradNorm { alpha: 1.0, lr: 0.025 });
 /// let c: WeightingConfig = serde_json::from_str(r#"{"kind": "static", "weights": {"smile": 0.1}}"#)?;
@@ -83,48 +83,50 @@ impl WeightingConfig {
     }
 
     /// The weight of each task of `tasks` under a static weighting: named, else `aux` for an
-    /// auxiliary task ([`tandem_heads::Task::is_auxiliary`]), else 1.
+    /// auxiliary task ([`TaskInfo::auxiliary`]), else 1.
     fn static_weights(
         &self,
-        tasks: &TaskSet,
+        tasks: &[TaskInfo],
         weights: &BTreeMap<String, f64>,
         aux: Option<f64>,
     ) -> Vec<(String, f64)> {
         tasks
             .iter()
             .map(|t| {
-                let w = match (weights.get(t.name()), aux) {
+                let w = match (weights.get(&t.name), aux) {
                     (Some(w), _) => *w,
-                    (None, Some(a)) if t.is_auxiliary() => a,
+                    (None, Some(a)) if t.auxiliary => a,
                     _ => 1.0,
                 };
-                (t.name().to_string(), w)
+                (t.name.clone(), w)
             })
             .collect()
     }
 
-    /// Checks every value against `tasks`, naming the offending key.
-    pub fn validate(&self, tasks: &TaskSet) -> Result<()> {
+    /// Checks every value against `tasks` (a `tandem_heads::TaskSet`, or a list of
+    /// [`TaskInfo`]), naming the offending key.
+    pub fn validate<T: TaskList + ?Sized>(&self, tasks: &T) -> Result<()> {
         match self {
             Self::Equal | Self::PcGrad => {}
             Self::Static { weights, aux } => {
                 if let Some(a) = aux {
                     if !(a.is_finite() && *a >= 0.0) {
-                        return Err(TrainError::config(
+                        return Err(OptimError::config(
                             "weighting.aux",
                             format!("{a} is not a number ≥ 0"),
                         ));
                     }
                 }
+                let names = tasks.task_names();
                 for (task, w) in weights {
-                    if tasks.get(task).is_none() {
-                        return Err(TrainError::config(
+                    if !names.contains(task) {
+                        return Err(OptimError::config(
                             &format!("weighting.weights.{task}"),
-                            format!("no task named {task:?} (tasks: {:?})", tasks.names()),
+                            format!("no task named {task:?} (tasks: {names:?})"),
                         ));
                     }
                     if !(w.is_finite() && *w >= 0.0) {
-                        return Err(TrainError::config(
+                        return Err(OptimError::config(
                             &format!("weighting.weights.{task}"),
                             format!("{w} is not a number ≥ 0"),
                         ));
@@ -133,36 +135,43 @@ impl WeightingConfig {
             }
             Self::Uncertainty { init } => {
                 if !init.is_finite() {
-                    return Err(TrainError::config("weighting.init", "must be finite"));
+                    return Err(OptimError::config("weighting.init", "must be finite"));
                 }
             }
             Self::Dwa { temperature } => {
                 if !(temperature.is_finite() && *temperature > 0.0) {
-                    return Err(TrainError::config("weighting.temperature", "must be > 0"));
+                    return Err(OptimError::config("weighting.temperature", "must be > 0"));
                 }
             }
             Self::GradNorm { alpha, lr } => {
                 if !(alpha.is_finite() && *alpha >= 0.0) {
-                    return Err(TrainError::config("weighting.alpha", "must be ≥ 0"));
+                    return Err(OptimError::config("weighting.alpha", "must be ≥ 0"));
                 }
                 if !(lr.is_finite() && *lr > 0.0) {
-                    return Err(TrainError::config("weighting.lr", "must be > 0"));
+                    return Err(OptimError::config("weighting.lr", "must be > 0"));
                 }
             }
         }
         Ok(())
     }
 
-    /// Builds the weighting for `tasks`. `vb` is the model's root builder: learnable weighting
-    /// parameters are created under `vb.pp("weighting")` (uncertainty's `weighting.s.<task>`),
-    /// so build the weighting before [`crate::Trainer::fit`] and before loading a checkpoint.
-    pub fn build(&self, tasks: &TaskSet, vb: VarBuilder) -> Result<Box<dyn Weighting>> {
+    /// Builds the weighting for `tasks` (a `tandem_heads::TaskSet`, or a list of [`TaskInfo`]).
+    /// `vb` is the model's root builder: learnable weighting parameters are created under
+    /// `vb.pp("weighting")` (uncertainty's `weighting.s.<task>`), so build the weighting before
+    /// training and before loading a checkpoint.
+    pub fn build<T: TaskList + ?Sized>(
+        &self,
+        tasks: &T,
+        vb: VarBuilder,
+    ) -> Result<Box<dyn Weighting>> {
         self.validate(tasks)?;
         Ok(match self {
             Self::Equal => Box::new(Equal::new()),
-            Self::Static { weights, aux } => {
-                Box::new(Static::new(self.static_weights(tasks, weights, *aux)))
-            }
+            Self::Static { weights, aux } => Box::new(Static::new(self.static_weights(
+                &tasks.task_info(),
+                weights,
+                *aux,
+            ))),
             Self::Uncertainty { init } => {
                 Box::new(Uncertainty::with_init(tasks, *init, vb.pp("weighting"))?)
             }
@@ -178,13 +187,13 @@ mod tests {
     use super::*;
     use candle_core::{DType, Device};
     use candle_nn::VarMap;
-    use tandem_heads::{ClassTask, LandmarkTask};
 
     #[test]
     fn every_kind_parses_with_defaults_and_builds() -> Result<()> {
-        let tasks = TaskSet::new()
-            .with(LandmarkTask::new("landmarks", 5))
-            .with(ClassTask::new("smile", 2).auxiliary());
+        let tasks = [
+            TaskInfo::regression("landmarks"),
+            TaskInfo::classification("smile").auxiliary(),
+        ];
         let vars = VarMap::new();
         let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
         for (json, name) in [
@@ -196,14 +205,14 @@ mod tests {
             (r#"{"kind":"pcgrad"}"#, "pcgrad"),
         ] {
             let c: WeightingConfig = serde_json::from_str(json)
-                .map_err(|e| TrainError::config("json", e.to_string()))?;
+                .map_err(|e| OptimError::config("json", e.to_string()))?;
             assert_eq!(c.kind(), name);
             assert_eq!(c.build(&tasks, vb.clone())?.name(), name);
             let back: WeightingConfig = serde_json::from_str(
                 &serde_json::to_string(&c)
-                    .map_err(|e| TrainError::config("json", e.to_string()))?,
+                    .map_err(|e| OptimError::config("json", e.to_string()))?,
             )
-            .map_err(|e| TrainError::config("json", e.to_string()))?;
+            .map_err(|e| OptimError::config("json", e.to_string()))?;
             assert_eq!(back, c);
         }
         assert_eq!(
@@ -227,10 +236,11 @@ mod tests {
 
     #[test]
     fn static_aux_weighs_unnamed_auxiliary_tasks() {
-        let tasks = TaskSet::new()
-            .with(LandmarkTask::new("landmarks", 5))
-            .with(ClassTask::new("smile", 2).auxiliary())
-            .with(ClassTask::new("pose", 5).auxiliary());
+        let tasks = [
+            TaskInfo::regression("landmarks"),
+            TaskInfo::classification("smile").auxiliary(),
+            TaskInfo::classification("pose").auxiliary(),
+        ];
         let c: WeightingConfig =
             serde_json::from_str(r#"{"kind": "static", "aux": 0.01, "weights": {"pose": 0.1}}"#)
                 .unwrap();

@@ -5,8 +5,11 @@
 //! `v(t) < best − min_delta`; the task stops after `patience` consecutive epochs without
 //! improvement.
 use super::{Observation, TaskStopper};
-use crate::TrainError;
+use crate::state;
 use serde::{Deserialize, Serialize};
+
+/// The name of this state in errors.
+const STATE: &str = "stopper state (patience)";
 
 /// Stops a task whose validation metric has not improved for `patience` epochs.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,13 +60,12 @@ impl TaskStopper for PatienceStopper {
         self.memory.since >= self.patience
     }
 
-    fn state(&self) -> serde_json::Value {
-        serde_json::to_value(&self.memory).unwrap_or(serde_json::Value::Null)
+    fn state(&self) -> crate::Result<serde_json::Value> {
+        state::to_json(STATE, &self.memory)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> crate::Result<()> {
-        self.memory = serde_json::from_value(state.clone())
-            .map_err(|e| TrainError::config("stopper state (patience)", e.to_string()))?;
+        self.memory = state::from_json(STATE, state)?;
         Ok(())
     }
 }

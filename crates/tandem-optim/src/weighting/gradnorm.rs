@@ -18,10 +18,13 @@
 //! Cost: one backward pass per task.
 use super::per_task::{combine, flat, norm, per_task_grads};
 use super::{StepContext, Update, Weighting};
-use crate::TrainError;
+use crate::state;
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use tandem_tensor::TaskMap;
+
+/// The name of this state in errors.
+const STATE: &str = "weighting state (gradnorm)";
 
 /// The smallest weight GradNorm lets a task have before renormalising.
 const MIN_WEIGHT: f64 = 1e-6;
@@ -165,13 +168,12 @@ impl Weighting for GradNorm {
         Ok(())
     }
 
-    fn state(&self) -> serde_json::Value {
-        serde_json::to_value(&self.state).unwrap_or(serde_json::Value::Null)
+    fn state(&self) -> crate::Result<serde_json::Value> {
+        state::to_json(STATE, &self.state)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> crate::Result<()> {
-        self.state = serde_json::from_value(state.clone())
-            .map_err(|e| TrainError::config("weighting state (gradnorm)", e.to_string()))?;
+        self.state = state::from_json(STATE, state)?;
         Ok(())
     }
 }
@@ -268,7 +270,10 @@ mod tests {
         );
         let mut other = GradNorm::default();
         other
-            .load_state(&gn.state())
+            .load_state(
+                &gn.state()
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?,
+            )
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         assert_eq!(other.grad_norm_state(), gn.grad_norm_state());
         Ok(())

@@ -3,7 +3,7 @@
 //!
 //! A stopped task leaves the objective (its loss is no longer computed into the update) and
 //! its own parameters leave the optimizer (no gradient, no momentum, no weight decay moves them
-//! again); the epoch of the stop is recorded in [`crate::History::stops`]. The main task is
+//! again); the trainer records the epoch of the stop in its history. The main task is
 //! never given a stopper. Two stoppers ship: [`TcdcnStopper`] (Zhang et al. 2014) and
 //! [`PatienceStopper`]; [`StopperConfig`] picks one as serde data.
 mod config;
@@ -38,9 +38,10 @@ pub trait TaskStopper: Send {
     /// next epoch).
     fn update(&mut self, obs: &Observation) -> bool;
 
-    /// The stopper's memory as plain JSON (for resume).
-    fn state(&self) -> serde_json::Value {
-        serde_json::Value::Null
+    /// The stopper's memory as plain JSON (for resume; `null` for a stopper without memory;
+    /// see [`crate::state`]).
+    fn state(&self) -> crate::Result<serde_json::Value> {
+        Ok(serde_json::Value::Null)
     }
 
     /// Restores a state returned by [`TaskStopper::state`].
