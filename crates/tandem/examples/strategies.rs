@@ -5,7 +5,7 @@
 //! attributes; here the landmarks are the main task and smile and pose are auxiliary.
 //!
 //! ```text
-//! cargo run --release -p tandem-share --example strategies [epochs] [samples] [difficulty]
+//! cargo run --release -p tandem --example strategies [epochs] [samples] [difficulty]
 //! ```
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
