@@ -30,11 +30,11 @@ mod task_set;
 pub use class::{ClassMetrics, ClassTask};
 pub use landmark::{LandmarkMetrics, LandmarkTask};
 pub use metric::{Metric, MetricValues};
-pub use task::{Head, Task, TaskKind};
+pub use task::{Head, Task};
 pub use task_set::TaskSet;
 
-/// Re-exported so users of this crate alone can build targets.
-pub use tandem_tensor::Target;
+/// Re-exported so users of this crate alone can build targets and name task kinds.
+pub use tandem_tensor::{Target, TaskKind};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -2,20 +2,10 @@
 use crate::Metric;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
-use tandem_tensor::Target;
+use tandem_tensor::{Target, TaskKind};
 
 /// A task head: maps features `[B, in_dim]` to predictions `[B, out_dim]`.
 pub type Head = Box<dyn candle_nn::Module + Send + Sync>;
-
-/// The statistical kind of a task's loss; uncertainty weighting scales regression and
-/// classification losses differently (Kendall et al. 2018).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskKind {
-    /// A Gaussian likelihood (L2 loss).
-    Regression,
-    /// A softmax likelihood (cross-entropy).
-    Classification,
-}
 
 /// What one task predicts and how it is scored.
 pub trait Task: Send + Sync {
@@ -33,7 +23,7 @@ pub trait Task: Send + Sync {
 
     /// Builds the head on features of width `in_dim`, its parameters under `vb`.
     fn build_head(&self, in_dim: usize, vb: VarBuilder) -> Result<Head> {
-        Ok(Box::new(tandem_layers::torch_linear(
+        Ok(Box::new(tandem_tensor::torch_linear(
             in_dim,
             self.out_dim(),
             vb,

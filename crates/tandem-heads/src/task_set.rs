@@ -1,7 +1,7 @@
 //! [`TaskSet`]: the tasks of one model.
 use crate::Task;
 use std::sync::Arc;
-use tandem_tensor::TaskMap;
+use tandem_tensor::{TaskInfo, TaskList, TaskMap};
 
 /// The tasks of a model in declaration order. The main task is the first one not marked
 /// auxiliary.
@@ -60,6 +60,19 @@ impl TaskSet {
     /// The tasks as a [`TaskMap`].
     pub fn as_map(&self) -> &TaskMap<Arc<dyn Task>> {
         &self.tasks
+    }
+}
+
+/// The tasks in order, with their loss kinds and roles: what a loss weighting needs.
+impl TaskList for TaskSet {
+    fn task_info(&self) -> Vec<TaskInfo> {
+        self.iter()
+            .map(|t| TaskInfo {
+                name: t.name().to_string(),
+                kind: t.kind(),
+                auxiliary: t.is_auxiliary(),
+            })
+            .collect()
     }
 }
 

@@ -38,7 +38,8 @@ pub use conv::Conv2d;
 pub use cross_stitch::{initial_alpha, CrossStitchUnit};
 pub use error::{LayerError, Result};
 pub use tandem_tensor::ops::{max_pool2x2, Backend as KernelBackend};
-pub use tcdcn::{torch_linear, Tcdcn, TcdcnConfig};
+pub use tandem_tensor::torch_linear;
+pub use tcdcn::{Tcdcn, TcdcnConfig};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

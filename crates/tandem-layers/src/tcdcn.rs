@@ -17,6 +17,7 @@ use candle_core::Tensor;
 use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 use tandem_tensor::ops::{bias_act, Backend};
+use tandem_tensor::torch_linear;
 
 /// Configuration of the [`Tcdcn`] trunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,18 +226,6 @@ impl Backbone for Tcdcn {
             _ => candle_core::bail!("Tcdcn has 5 stages, asked for stage {k}"),
         }
     }
-}
-
-/// A linear layer initialised as PyTorch's `nn.Linear`: weight and bias uniform in `±1/√in`.
-pub fn torch_linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> candle_core::Result<Linear> {
-    let bound = 1.0 / (in_dim.max(1) as f64).sqrt();
-    let init = candle_nn::init::Init::Uniform {
-        lo: -bound,
-        up: bound,
-    };
-    let w = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
-    let b = vb.get_with_hints(out_dim, "bias", init)?;
-    Ok(Linear::new(w, Some(b)))
 }
 
 /// Per-sample standardisation of `[B, ...]`: zero mean, unit variance over all but the first axis.

@@ -29,12 +29,13 @@
 //! columns and heads are named as in [`Independent`](crate::Independent), so both start from
 //! the same weights under one seed. The `α`s are variables of their own: an optimizer can
 //! give them their own learning rate by selecting the prefix `stitch`.
+use crate::columns::Columns;
 use crate::stages::{stage_indices, TCDCN_STAGES};
 use crate::{MultiTaskNet, NetOutput, ParamGroups, Result, ShareError};
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
-use tandem_heads::{Head, TaskSet};
+use tandem_heads::TaskSet;
 use tandem_layers::{Backbone, CrossStitchUnit};
 use tandem_tensor::TaskMap;
 
@@ -68,9 +69,7 @@ impl Default for CrossStitchConfig {
 
 /// One column and one head per task, columns mixed by cross-stitch units (module docs).
 pub struct CrossStitch<B: Backbone> {
-    columns: Vec<B>,
-    heads: TaskMap<Head>,
-    head_prefixes: TaskMap<String>,
+    columns: Columns<B>,
     /// The unit after each stage, indexed by stage (`None`: no unit).
     stitches: Vec<Option<CrossStitchUnit>>,
     stitch_prefixes: Vec<Option<String>>,
@@ -84,26 +83,13 @@ impl<B: Backbone> CrossStitch<B> {
         config: &CrossStitchConfig,
         tasks: &TaskSet,
         vb: VarBuilder,
-        mut build: impl FnMut(VarBuilder) -> std::result::Result<B, E>,
+        build: impl FnMut(VarBuilder) -> std::result::Result<B, E>,
     ) -> Result<Self>
     where
         ShareError: From<E>,
     {
-        let mut columns = Vec::new();
-        let mut heads = TaskMap::new();
-        let mut head_prefixes = TaskMap::new();
-        for task in tasks.iter() {
-            let column = build(vb.pp("columns").pp(task.name()))?;
-            let hvb = vb.pp("heads").pp(task.name());
-            head_prefixes.insert(task.name(), hvb.prefix());
-            heads.insert(task.name(), task.build_head(column.out_dim(), hvb)?);
-            columns.push(column);
-        }
-        let Some(first) = columns.first() else {
-            return Err(ShareError::Config(
-                "cross-stitch needs at least one task".into(),
-            ));
-        };
+        let columns = Columns::new(tasks, vb.clone(), build)?;
+        let first = columns.first("cross-stitch")?;
         let n = first.num_stages();
         let mut stitches: Vec<Option<CrossStitchUnit>> = (0..n).map(|_| None).collect();
         let mut stitch_prefixes = vec![None; n];
@@ -127,8 +113,6 @@ impl<B: Backbone> CrossStitch<B> {
         }
         Ok(Self {
             columns,
-            heads,
-            head_prefixes,
             stitches,
             stitch_prefixes,
         })
@@ -136,12 +120,12 @@ impl<B: Backbone> CrossStitch<B> {
 
     /// The column of `task`.
     pub fn column(&self, task: &str) -> Option<&B> {
-        self.heads.index_of(task).and_then(|i| self.columns.get(i))
+        self.columns.column(task)
     }
 
     /// The unit after the stage named `stage`, if there is one.
     pub fn stitch(&self, stage: &str) -> Option<&CrossStitchUnit> {
-        let first = self.columns.first()?;
+        let first = self.columns.backbones().next()?;
         (0..first.num_stages())
             .find(|&k| first.stage_name(k) == stage)
             .and_then(|k| self.stitches[k].as_ref())
@@ -152,19 +136,13 @@ impl<B: Backbone> MultiTaskNet for CrossStitch<B> {
     fn forward_t(&self, input: &Tensor, train: bool) -> candle_core::Result<NetOutput> {
         let mut xs: Vec<Tensor> = vec![input.clone(); self.columns.len()];
         for (k, stitch) in self.stitches.iter().enumerate() {
-            for (c, x) in self.columns.iter().zip(xs.iter_mut()) {
-                *x = c.forward_stage(k, x, train)?;
-            }
+            self.columns.forward_stage(k, &mut xs, train)?;
             if let Some(unit) = stitch {
                 xs = unit.forward(&xs)?;
             }
         }
-        let mut predictions = TaskMap::new();
-        for ((name, head), x) in self.heads.iter().zip(&xs) {
-            predictions.insert(name, head.forward(x)?);
-        }
         Ok(NetOutput {
-            predictions,
+            predictions: self.columns.predict(&xs)?,
             penalty: None,
         })
     }
@@ -174,7 +152,7 @@ impl<B: Backbone> MultiTaskNet for CrossStitch<B> {
         let mut shared = Vec::new();
         let mut last_shared = Vec::new();
         let mut tasks = TaskMap::new();
-        for ((name, head), c) in self.head_prefixes.iter().zip(&self.columns) {
+        for (name, c, head) in self.columns.entries() {
             let mut own = Vec::new();
             for k in 0..c.num_stages() {
                 if last.is_some_and(|l| k <= l) {
@@ -186,7 +164,7 @@ impl<B: Backbone> MultiTaskNet for CrossStitch<B> {
             if let Some(l) = last {
                 last_shared.extend(c.stage_prefixes(l));
             }
-            own.push(head.clone());
+            own.push(head.to_string());
             tasks.insert(name, own);
         }
         shared.extend(self.stitch_prefixes.iter().flatten().cloned());

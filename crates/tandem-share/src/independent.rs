@@ -3,17 +3,16 @@
 //! `ŷ_t = head_t(column_t(x))`. Parameter names: `<prefix>.columns.<task>.*`,
 //! `<prefix>.heads.<task>.*`. Nothing is shared, so [`ParamGroups::shared`] is empty and
 //! gradient-based weightings reduce to per-task scaling.
+use crate::columns::Columns;
 use crate::{MultiTaskNet, NetOutput, ParamGroups, Result};
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
-use tandem_heads::{Head, TaskSet};
+use tandem_heads::TaskSet;
 use tandem_layers::Backbone;
-use tandem_tensor::TaskMap;
 
 /// One column and one head per task.
 pub struct Independent<B: Backbone> {
-    columns: TaskMap<(B, Head)>,
-    prefixes: TaskMap<Vec<String>>,
+    columns: Columns<B>,
 }
 
 impl<B: Backbone> Independent<B> {
@@ -22,37 +21,26 @@ impl<B: Backbone> Independent<B> {
     pub fn new<E>(
         tasks: &TaskSet,
         vb: VarBuilder,
-        mut build: impl FnMut(VarBuilder) -> std::result::Result<B, E>,
+        build: impl FnMut(VarBuilder) -> std::result::Result<B, E>,
     ) -> Result<Self>
     where
         crate::ShareError: From<E>,
     {
-        let mut columns = TaskMap::new();
-        let mut prefixes = TaskMap::new();
-        for task in tasks.iter() {
-            let cvb = vb.pp("columns").pp(task.name());
-            let hvb = vb.pp("heads").pp(task.name());
-            prefixes.insert(task.name(), vec![cvb.prefix(), hvb.prefix()]);
-            let column = build(cvb)?;
-            let head = task.build_head(column.out_dim(), hvb)?;
-            columns.insert(task.name(), (column, head));
-        }
-        Ok(Self { columns, prefixes })
+        Ok(Self {
+            columns: Columns::new(tasks, vb, build)?,
+        })
     }
 
     /// The column of `task`.
     pub fn column(&self, task: &str) -> Option<&B> {
-        self.columns.get(task).map(|(c, _)| c)
+        self.columns.column(task)
     }
 }
 
 impl<B: Backbone> MultiTaskNet for Independent<B> {
     fn forward_t(&self, input: &Tensor, train: bool) -> candle_core::Result<NetOutput> {
-        let predictions = self
-            .columns
-            .try_map(|_, (c, h)| h.forward(&c.forward_t(input, train)?))?;
         Ok(NetOutput {
-            predictions,
+            predictions: self.columns.forward_t(input, train)?,
             penalty: None,
         })
     }
@@ -61,7 +49,7 @@ impl<B: Backbone> MultiTaskNet for Independent<B> {
         ParamGroups {
             shared: Vec::new(),
             last_shared: Vec::new(),
-            tasks: self.prefixes.clone(),
+            tasks: self.columns.task_groups(),
         }
     }
 }

@@ -41,6 +41,7 @@
 #![warn(missing_docs)]
 
 mod build;
+mod columns;
 mod cross_stitch;
 mod error;
 mod hard;

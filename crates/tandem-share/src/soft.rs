@@ -42,15 +42,15 @@
 //! `columns.<task>.*` and `heads.<task>.*`, the same as [`Independent`](crate::Independent):
 //! with the same seed both start from identical weights, and with λ = 0 they are the same
 //! network.
+use crate::columns::Columns;
 use crate::stages::{stage_indices, TCDCN_STAGES};
 use crate::{MultiTaskNet, NetOutput, ParamGroups, Result, ShareError};
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use tandem_heads::{Head, TaskSet};
+use tandem_heads::TaskSet;
 use tandem_layers::Backbone;
-use tandem_tensor::TaskMap;
 
 /// What a tie between corresponding layers of the task columns compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,8 +120,7 @@ impl SoftConfig {
 
 /// One column and one head per task, the columns tied by an L2 penalty (module docs).
 pub struct SoftSharing<B: Backbone> {
-    columns: TaskMap<(B, Head)>,
-    prefixes: TaskMap<Vec<String>>,
+    columns: Columns<B>,
     /// The tie mode of each stage (`None`: not tied), indexed by stage.
     ties: Vec<Option<TieMode>>,
     lambda: f64,
@@ -135,7 +134,7 @@ impl<B: Backbone> SoftSharing<B> {
         config: &SoftConfig,
         tasks: &TaskSet,
         vb: VarBuilder,
-        mut build: impl FnMut(VarBuilder) -> std::result::Result<B, E>,
+        build: impl FnMut(VarBuilder) -> std::result::Result<B, E>,
     ) -> Result<Self>
     where
         ShareError: From<E>,
@@ -146,21 +145,8 @@ impl<B: Backbone> SoftSharing<B> {
                 config.lambda
             )));
         }
-        let mut columns = TaskMap::new();
-        let mut prefixes = TaskMap::new();
-        for task in tasks.iter() {
-            let cvb = vb.pp("columns").pp(task.name());
-            let hvb = vb.pp("heads").pp(task.name());
-            prefixes.insert(task.name(), vec![cvb.prefix(), hvb.prefix()]);
-            let column = build(cvb)?;
-            let head = task.build_head(column.out_dim(), hvb)?;
-            columns.insert(task.name(), (column, head));
-        }
-        let Some((first, _)) = columns.values().next() else {
-            return Err(ShareError::Config(
-                "soft sharing needs at least one task".into(),
-            ));
-        };
+        let columns = Columns::new(tasks, vb, build)?;
+        let first = columns.first("soft sharing")?;
         let mut ties = vec![None; first.num_stages()];
         let indices = stage_indices(first, config.ties.keys(), "soft sharing tie")?;
         for (k, mode) in indices.into_iter().zip(config.ties.values()) {
@@ -173,7 +159,6 @@ impl<B: Backbone> SoftSharing<B> {
         }
         Ok(Self {
             columns,
-            prefixes,
             ties,
             lambda: config.lambda,
         })
@@ -181,7 +166,7 @@ impl<B: Backbone> SoftSharing<B> {
 
     /// The column of `task`.
     pub fn column(&self, task: &str) -> Option<&B> {
-        self.columns.get(task).map(|(c, _)| c)
+        self.columns.column(task)
     }
 
     /// The tie strength λ.
@@ -206,8 +191,8 @@ impl<B: Backbone> SoftSharing<B> {
             }
             let per_column = self
                 .columns
-                .values()
-                .map(|(c, _)| c.stage_parameters(k))
+                .backbones()
+                .map(|c| c.stage_parameters(k))
                 .collect::<candle_core::Result<Vec<_>>>()?;
             let n = per_column.first().map_or(0, Vec::len);
             if per_column.iter().any(|ps| ps.len() != n) {
@@ -250,9 +235,7 @@ impl<B: Backbone> MultiTaskNet for SoftSharing<B> {
         let mut activation_ties: Option<Tensor> = None;
         let batch = input.dim(0)?.max(1) as f64;
         for (k, tie) in self.ties.iter().enumerate() {
-            for ((c, _), x) in self.columns.values().zip(xs.iter_mut()) {
-                *x = c.forward_stage(k, x, train)?;
-            }
+            self.columns.forward_stage(k, &mut xs, train)?;
             if active && *tie == Some(TieMode::Activations) {
                 let refs: Vec<&Tensor> = xs.iter().collect();
                 activation_ties = add(activation_ties, (spread(&refs)? / batch)?)?;
@@ -265,12 +248,8 @@ impl<B: Backbone> MultiTaskNet for SoftSharing<B> {
             (Some(a), Some(p)) => Some((a + p)?),
             (a, p) => a.or(p),
         };
-        let mut predictions = TaskMap::new();
-        for ((name, (_, head)), x) in self.columns.iter().zip(&xs) {
-            predictions.insert(name, head.forward(x)?);
-        }
         Ok(NetOutput {
-            predictions,
+            predictions: self.columns.predict(&xs)?,
             penalty,
         })
     }
@@ -281,7 +260,7 @@ impl<B: Backbone> MultiTaskNet for SoftSharing<B> {
             .collect();
         let mut shared = Vec::new();
         let mut last_shared = Vec::new();
-        for (c, _) in self.columns.values() {
+        for c in self.columns.backbones() {
             for &k in &tied {
                 shared.extend(c.stage_prefixes(k));
             }
@@ -292,7 +271,7 @@ impl<B: Backbone> MultiTaskNet for SoftSharing<B> {
         ParamGroups {
             shared,
             last_shared,
-            tasks: self.prefixes.clone(),
+            tasks: self.columns.task_groups(),
         }
     }
 }

@@ -11,6 +11,8 @@
 //!   backend a variable's initial value depends only on the seed and its name.
 //! - [`sorted_vars`] / [`select_vars`]: variables of a `VarMap` in sorted-name order.
 //! - [`ensure_finite`]: a numeric guard that names the offending tensor.
+//! - [`torch_linear`]: a linear layer initialised as PyTorch's `nn.Linear`.
+//! - [`TaskKind`], [`TaskInfo`], [`TaskList`]: what a loss weighting needs to know of a task.
 //! - [`checkpoint`]: safetensors + JSON sidecar checkpoints, written atomically.
 //!
 //! ```
@@ -32,16 +34,20 @@ pub mod checkpoint;
 mod error;
 mod guard;
 mod init;
+mod linear;
 pub mod ops;
 pub mod runtime;
 mod target;
+mod task;
 mod task_map;
 mod vars;
 
 pub use error::{Result, TensorError};
 pub use guard::{ensure_finite, is_finite};
 pub use init::{hash_seed, seeded_var_builder, SeededBackend};
+pub use linear::torch_linear;
 pub use target::Target;
+pub use task::{TaskInfo, TaskKind, TaskList};
 pub use task_map::TaskMap;
 pub use vars::{select_vars, sorted_vars};
 

@@ -53,6 +53,17 @@ pub enum TrainError {
 /// Result alias of `tandem-train`.
 pub type Result<T> = std::result::Result<T, TrainError>;
 
+/// Configuration errors keep their [`TrainError::Config`] shape (and message); candle errors
+/// become [`TrainError::Candle`].
+impl From<tandem_optim::OptimError> for TrainError {
+    fn from(e: tandem_optim::OptimError) -> Self {
+        match e {
+            tandem_optim::OptimError::Candle(e) => Self::Candle(e),
+            tandem_optim::OptimError::Config { field, reason } => Self::Config { field, reason },
+        }
+    }
+}
+
 impl TrainError {
     pub(crate) fn config(field: &str, reason: impl Into<String>) -> Self {
         Self::Config {

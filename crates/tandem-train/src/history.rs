@@ -2,6 +2,7 @@
 //!
 //! The history holds results only (no timings, dates or paths), so two runs with one seed
 //! serialise to identical bytes.
+use crate::{Result, TrainError};
 use serde::{Deserialize, Serialize};
 use tandem_heads::MetricValues;
 use tandem_tensor::TaskMap;
@@ -33,6 +34,24 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+impl EpochRecord {
+    /// The validation `metric` of `task` this epoch, if it was measured.
+    pub fn val_metric(&self, task: &str, metric: &str) -> Option<f64> {
+        self.val_metrics
+            .get(task)
+            .and_then(|m| m.get(metric))
+            .copied()
+    }
+}
+
+/// Whether a validation metric `value` beats the best so far (lower is better, so the first of
+/// equal epochs stays the best): the one rule that picks the best epoch, for
+/// [`History::best_epoch`] and for the trainer's keep-the-best policy
+/// ([`crate::Trainer::keep_best`]).
+pub fn improves(value: f64, best: Option<f64>) -> bool {
+    best.is_none_or(|b| value < b)
+}
+
 /// Per-epoch records and task stops.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
@@ -47,10 +66,10 @@ impl History {
     pub fn best_epoch(&self, task: &str, metric: &str) -> Option<usize> {
         let mut best: Option<(usize, f64)> = None;
         for r in &self.epochs {
-            let Some(v) = r.val_metrics.get(task).and_then(|m| m.get(metric)).copied() else {
+            let Some(v) = r.val_metric(task, metric) else {
                 continue;
             };
-            if best.is_none_or(|(_, b)| v < b) {
+            if improves(v, best.map(|(_, b)| b)) {
                 best = Some((r.epoch, v));
             }
         }
@@ -74,6 +93,27 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of `history`: every task's validation metrics at the epoch with the best
+    /// validation `metric` of the main task `main_task`.
+    pub fn from_history(main_task: &str, metric: &str, history: History) -> Result<Self> {
+        let best_epoch = history.best_epoch(main_task, metric).ok_or_else(|| {
+            TrainError::config("data", "validation split gave no main-task metric")
+        })?;
+        let best = history
+            .epochs
+            .iter()
+            .find(|r| r.epoch == best_epoch)
+            .map(|r| r.val_metrics.clone())
+            .unwrap_or_default();
+        Ok(Self {
+            main_task: main_task.to_string(),
+            main_metric: metric.to_string(),
+            best_epoch,
+            best,
+            history,
+        })
+    }
+
     /// A Markdown table of the best epoch's metrics, one row per task.
     pub fn table(&self) -> String {
         let mut s = format!(

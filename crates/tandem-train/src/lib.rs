@@ -4,18 +4,22 @@
 //!
 //! - [`Trainer`]: the loop — seeded batches, forward, per-task losses, a [`Weighting`] that owns
 //!   the backward pass, an optimizer step, evaluation on a validation split every epoch.
-//! - [`Weighting`]: how per-task losses become one update ([`Equal`], [`Static`],
-//!   [`Uncertainty`], [`Dwa`], [`GradNorm`], [`PcGrad`]; [`WeightingConfig`] as serde data).
-//! - [`TaskStopper`]: task-wise early stopping of auxiliary tasks ([`TcdcnStopper`],
-//!   [`PatienceStopper`]; [`StopperConfig`]).
-//! - [`AdamW`] and [`Sgd`] (momentum, Nesterov), whose state is plain data (saveable,
-//!   resumable), chosen by [`OptimizerConfig`]; [`LrSchedule`]: constant, warm-up, step, cosine.
+//! - [`TrainConfig`] ([`config`]): the run's hyper-parameters, the optimizer and schedule
+//!   included.
 //! - Checkpoints and exact resume ([`CheckpointConfig`], [`checkpoint`]): a run killed at any
-//!   step and resumed ends bit-identical to an uninterrupted one.
+//!   step and resumed ends bit-identical to an uninterrupted one; with
+//!   [`Trainer::keep_best`] the best epoch's variables are kept too ([`BestEpoch`]).
 //! - Numeric guards: a non-finite loss or gradient stops the run naming task, epoch and step,
 //!   or skips the batch ([`NonFinitePolicy`]); optional gradient-norm clipping.
 //! - [`History`]: per-epoch losses, metrics and task weights, written as JSON; the reported
 //!   metrics are those of the epoch with the best validation main-task metric ([`Report`]).
+//! - [`FitTiming`] ([`timing`]): where the time went, kept apart from the results.
+//!
+//! The pieces the loop drives live in [`tandem_optim`], which needs only candle and
+//! `tandem-tensor`, and are re-exported here: [`Weighting`] ([`Equal`], [`Static`],
+//! [`Uncertainty`], [`Dwa`], [`GradNorm`], [`PcGrad`]; [`WeightingConfig`]), [`TaskStopper`]
+//! ([`TcdcnStopper`], [`PatienceStopper`]; [`StopperConfig`]), the [`Optimizer`] trait with
+//! [`AdamW`] and [`Sgd`] ([`OptimizerConfig`]) and [`LrSchedule`].
 //!
 //! Every loop over tasks follows the [`TaskSet`](tandem_heads::TaskSet) order and every loop
 //! over variables follows sorted names, so a run is bit-for-bit repeatable for a seed.
@@ -47,32 +51,32 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod config;
 mod error;
 mod evaluate;
 mod history;
-mod optim;
-mod schedule;
-pub mod stop;
+mod params;
+mod run_state;
+pub mod timing;
 mod trainer;
-pub mod weighting;
 
-pub use checkpoint::{CheckpointConfig, TrainerState};
+pub use checkpoint::{BestEpoch, CheckpointConfig, TrainerState};
+pub use config::{NonFinitePolicy, TrainConfig};
 pub use error::{Result, TrainError};
 pub use evaluate::{evaluate, Evaluation};
-pub use history::{EpochRecord, History, Report};
-pub use optim::{
-    AdamW, AdamWConfig, AdamWState, Optimizer, OptimizerConfig, OptimizerState, Sgd, SgdConfig,
-    SgdState,
-};
-pub use schedule::LrSchedule;
-pub use stop::{Observation, PatienceStopper, StopperConfig, TaskStopper, TcdcnStopper};
-pub use trainer::{
-    EpochCallback, FitTiming, NonFinitePolicy, StepCallback, StepInfo, StopperFactory, TrainConfig,
-    Trainer,
-};
-pub use weighting::{
-    Dwa, Equal, GradNorm, GradNormState, PcGrad, Static, StepContext, Uncertainty, Update,
-    Weighting, WeightingConfig,
+pub use history::{improves, EpochRecord, History, Report};
+pub use run_state::RunState;
+pub use timing::FitTiming;
+pub use trainer::{EpochCallback, StepCallback, StepInfo, StopperFactory, Trainer};
+
+/// Weightings, optimizers, schedules and stoppers, from [`tandem_optim`] (usable without the
+/// trainer: depend on `tandem-optim` alone).
+pub use tandem_optim::{state, stop, weighting};
+pub use tandem_optim::{
+    AdamW, AdamWConfig, AdamWState, Dwa, Equal, GradNorm, GradNormState, LrSchedule, Observation,
+    OptimError, Optimizer, OptimizerConfig, OptimizerState, PatienceStopper, PcGrad, Sgd,
+    SgdConfig, SgdState, Static, StepContext, StopperConfig, TaskStopper, TcdcnStopper,
+    Uncertainty, Update, Weighting, WeightingConfig,
 };
 
 /// The README's examples, compiled and run as doctests.

@@ -237,3 +237,40 @@ fn a_task_without_labels_in_a_batch_contributes_nothing() {
     assert!(steps.lock().unwrap().iter().any(|t| t.len() == 2));
     assert!(r.history.epochs[1].train_loss["half"].is_finite());
 }
+
+#[test]
+fn keep_best_holds_the_report_s_best_epoch() {
+    let s = common::setup(3, 96, |_| false);
+    let mut trainer = Trainer::new(config(4)).keep_best(true);
+    let r = trainer
+        .fit(&s.net, &s.tasks, &s.vars, &s.train, &s.val)
+        .unwrap();
+    let last = common::snapshot(&s.vars, "");
+    let best = trainer.best().unwrap();
+    assert_eq!(best.epoch, r.best_epoch);
+    assert_eq!(
+        Some(best.metric),
+        r.history.epochs[r.best_epoch].val_metric("landmarks", "nme")
+    );
+    best.restore(&s.vars).unwrap();
+    let restored = common::snapshot(&s.vars, "");
+    let copied: Vec<(String, Vec<f32>)> = best
+        .vars
+        .iter()
+        .map(|(n, t)| (n.clone(), t.flatten_all().unwrap().to_vec1().unwrap()))
+        .collect();
+    assert_eq!(restored, copied);
+    if r.best_epoch == 3 {
+        assert_eq!(restored, last);
+    } else {
+        assert_ne!(restored, last);
+    }
+
+    // Without the policy nothing is kept.
+    let s = common::setup(3, 96, |_| false);
+    let mut trainer = Trainer::new(config(1));
+    trainer
+        .fit(&s.net, &s.tasks, &s.vars, &s.train, &s.val)
+        .unwrap();
+    assert!(trainer.best().is_none());
+}

@@ -18,6 +18,9 @@ pub enum Error {
     /// From tandem-data.
     #[error(transparent)]
     Data(#[from] tandem_data::DataError),
+    /// From tandem-optim (building a weighting, an optimizer or a stopper).
+    #[error(transparent)]
+    Optim(#[from] tandem_optim::OptimError),
     /// From tandem-train.
     #[error(transparent)]
     Train(#[from] tandem_train::TrainError),

@@ -14,7 +14,8 @@
 //! | [`heads`] | `Task`, landmark and classification tasks with losses and metrics |
 //! | [`share`] | `MultiTaskNet`: independent, hard and soft sharing, cross-stitch |
 //! | [`data`] | `Dataset`, SynthFaces, MTFL, batching |
-//! | [`train`] | `Trainer`, weightings, stoppers, optimizers, history |
+//! | [`optim`] | weightings, optimizers, schedules, stoppers (candle and `tandem-tensor` only) |
+//! | [`train`] | `Trainer`, checkpoints and resume, evaluation, history (re-exports [`optim`]) |
 //!
 //! The facade's own items: [`RunConfig`], the one TOML schema of a run (shared by the `tandem`
 //! command line and the experiments); [`run::train`], which builds, trains and scores a
@@ -55,6 +56,7 @@ pub use predict::{FaceBox, Prediction, Predictor};
 pub use tandem_data as data;
 pub use tandem_heads as heads;
 pub use tandem_layers as layers;
+pub use tandem_optim as optim;
 pub use tandem_share as share;
 pub use tandem_tensor as tensor;
 pub use tandem_train as train;

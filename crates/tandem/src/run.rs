@@ -4,8 +4,7 @@
 //! with the best validation main-task metric (the epoch the report's metrics come from) and,
 //! when the data has a test split, scores those variables on it.
 use crate::{Error, Result, RunConfig};
-use candle_core::Var;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -14,11 +13,10 @@ use tandem_data::{Batcher, Dataset, Subset, SynthFaces, Transform};
 use tandem_heads::MetricValues;
 use tandem_heads::TaskSet;
 use tandem_share::MultiTaskNet;
-use tandem_tensor::checkpoint::{self as tc, CheckpointMeta};
-use tandem_tensor::{select_vars, sorted_vars, TaskMap};
+use tandem_tensor::{select_vars, TaskMap};
 use tandem_train::{
-    evaluate, AdamW, AdamWConfig, CheckpointConfig, EpochRecord, FitTiming, Report, StepInfo,
-    Trainer,
+    evaluate, AdamW, AdamWConfig, CheckpointConfig, EpochRecord, FitTiming, Optimizer, Report,
+    StepInfo, Trainer,
 };
 
 /// The data of one run.
@@ -148,9 +146,6 @@ impl RunData {
     }
 }
 
-/// The validation metric of an epoch and a copy of its variables, by name.
-type Snapshot = (f64, Vec<(String, Tensor)>);
-
 /// What a run produced.
 pub struct RunOutput {
     /// Validation metrics and history.
@@ -236,7 +231,7 @@ pub fn train_with(
     data: &RunData,
     device: &Device,
     options: &RunOptions,
-    mut on_epoch: impl FnMut(&EpochRecord) + Send + 'static,
+    on_epoch: impl FnMut(&EpochRecord) + Send + 'static,
 ) -> Result<RunOutput> {
     cfg.validate()?;
     let cfg_json = serde_json::to_value(cfg).map_err(|e| Error::Config {
@@ -248,63 +243,18 @@ pub fn train_with(
     let vb = tandem_tensor::seeded_var_builder(&vars, cfg.train.seed, DType::F32, device);
     let net = cfg.sharing.build(&cfg.model, &tasks, vb.clone())?;
     let weighting = cfg.weighting.build(&tasks, vb)?;
-    let (main, metric) = match tasks.main() {
-        Some(t) => (t.name().to_string(), t.primary_metric().to_string()),
-        None => return Err(crate::Error::config("tasks", "no main task")),
-    };
-    // The best epoch's variables, copied when the validation main metric improves (and, with
-    // checkpoints, written to DIR/best so that a resumed run starts from the same best).
-    let best_dir = options.checkpoints.as_ref().map(|c| c.dir.join("best"));
-    let initial = match &best_dir {
-        Some(d) if options.resume => read_best(d, &vars, &cfg_json)?,
-        Some(d) => {
-            if d.exists() {
-                std::fs::remove_dir_all(d).map_err(|e| Error::Config {
-                    key: "checkpoints.dir".into(),
-                    reason: format!("{}: {e}", d.display()),
-                })?;
-            }
-            None
-        }
-        None => None,
-    };
-    let best: Arc<Mutex<Option<Snapshot>>> = Arc::new(Mutex::new(initial));
-    let best_error: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
-    let (best_cb, vars_cb, error_cb) = (best.clone(), vars.clone(), best_error.clone());
-    let best_json = cfg_json.clone();
+    if tasks.main().is_none() {
+        return Err(crate::Error::config("tasks", "no main task"));
+    }
+    // The variables of the epoch with the best validation main-task metric (the epoch the
+    // report's metrics come from) are kept by the trainer and, with checkpoints, written to
+    // DIR/best so that a resumed run selects the same ones.
     let mut trainer = Trainer::new(cfg.train.clone())
         .weighting_boxed(weighting)
         .stopper(cfg.stopper)
         .device(device.clone())
-        .on_epoch(move |r| {
-            on_epoch(r);
-            let Some(v) = r
-                .val_metrics
-                .get(&main)
-                .and_then(|m| m.get(&metric))
-                .copied()
-            else {
-                return;
-            };
-            if let Ok(mut b) = best_cb.lock() {
-                if b.as_ref().is_none_or(|(bv, _)| v < *bv) {
-                    let snapshot = sorted_vars(&vars_cb)
-                        .into_iter()
-                        .filter_map(|(n, var)| var.as_tensor().copy().ok().map(|t| (n, t)))
-                        .collect();
-                    *b = Some((v, snapshot));
-                    if let Some(d) = &best_dir {
-                        let config = serde_json::json!({ "metric": v, "run": best_json });
-                        let meta = CheckpointMeta::new(0, r.epoch + 1, 0, config);
-                        if let Err(e) = tc::save(d, &vars_cb, &meta) {
-                            if let Ok(mut slot) = error_cb.lock() {
-                                slot.get_or_insert(e.into());
-                            }
-                        }
-                    }
-                }
-            }
-        });
+        .keep_best(true)
+        .on_epoch(on_epoch);
     if let Some(t) = &data.transform {
         trainer = trainer.transform(t.clone());
     }
@@ -320,16 +270,8 @@ pub fn train_with(
     }
     let report = trainer.fit(net.as_ref(), &tasks, &vars, &data.train, &data.val)?;
     let mut timing = trainer.timing();
-    if let Some(e) = best_error.lock().ok().and_then(|mut e| e.take()) {
-        return Err(e);
-    }
-    let snapshot = best.lock().ok().and_then(|mut b| b.take());
-    if let Some((_, tensors)) = snapshot {
-        for (name, var) in sorted_vars(&vars) {
-            if let Some((_, t)) = tensors.iter().find(|(n, _)| *n == name) {
-                var.set(t)?;
-            }
-        }
+    if let Some(best) = trainer.best() {
+        best.restore(&vars)?;
     }
     let mut report = report;
     let stopped: Vec<String> = report
@@ -444,40 +386,6 @@ fn refit_heads(
         }
     }
     Ok(())
-}
-
-/// The best epoch's metric and variables saved in `dir` by an earlier call with the same
-/// configuration, if any.
-fn read_best(dir: &Path, vars: &VarMap, cfg_json: &serde_json::Value) -> Result<Option<Snapshot>> {
-    let Ok(meta) = tc::read_meta(dir) else {
-        return Ok(None);
-    };
-    let Some(metric) = meta.config.get("metric").and_then(|m| m.as_f64()) else {
-        return Ok(None);
-    };
-    if meta.config.get("run") != Some(cfg_json) {
-        return Ok(None);
-    }
-    // Load into a scratch copy: the model's own variables come from the trainer's checkpoint.
-    let scratch = VarMap::new();
-    {
-        let mut data = scratch
-            .data()
-            .lock()
-            .map_err(|_| Error::config("vars", "variable map lock poisoned"))?;
-        for (name, var) in sorted_vars(vars) {
-            data.insert(
-                name,
-                candle_core::Var::from_tensor(&var.as_tensor().copy()?)?,
-            );
-        }
-    }
-    tc::load(dir, &scratch)?;
-    let tensors = sorted_vars(&scratch)
-        .into_iter()
-        .map(|(n, v)| (n, v.as_tensor().clone()))
-        .collect();
-    Ok(Some((metric, tensors)))
 }
 
 /// Sets the process up for fast CPU training: candle's element-wise ops on the calling thread

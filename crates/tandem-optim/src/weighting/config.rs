@@ -1,0 +1,267 @@
+//! [`WeightingConfig`]: a weighting as serde data (for experiment files).
+use super::{Dwa, Equal, GradNorm, PcGrad, Static, Uncertainty, Weighting};
+use crate::{OptimError, Result};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use tandem_tensor::{TaskInfo, TaskList};
+
+/// Which weighting to use, with its hyper-parameters. Serialised with a `kind` tag:
+///
+/// ```
+/// use tandem_optim::WeightingConfig;
+/// let c: WeightingConfig = serde_json::from_str(r#"{"kind": "gradnorm", "alpha": 1.0}"#)?;
+/// assert_eq!(c, WeightingConfig::GradNorm { alpha: 1.0, lr: 0.025 });
+/// let c: WeightingConfig = serde_json::from_str(r#"{"kind": "static", "weights": {"smile": 0.1}}"#)?;
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum WeightingConfig {
+    /// [`Equal`]: `L = Σ_t L_t`.
+    #[default]
+    Equal,
+    /// [`Static`]: `L = Σ_t λ_t L_t`; tasks not named get `aux` if they are auxiliary and
+    /// `aux` is set, else `λ = 1`.
+    Static {
+        /// `λ_t` by task name.
+        #[serde(default)]
+        weights: BTreeMap<String, f64>,
+        /// The weight of every auxiliary task not named in `weights`, e.g.
+        /// `{ kind = "static", aux = 0.01 }`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        aux: Option<f64>,
+    },
+    /// [`Uncertainty`]: `Σ_t c_t e^{−s_t} L_t + ½ s_t` with learnable `s_t`.
+    Uncertainty {
+        /// Initial `s_t = log σ_t²`. Default 0.
+        #[serde(default)]
+        init: f64,
+    },
+    /// [`Dwa`]: `λ_k = K·softmax_k(L_k(e−1)/L_k(e−2) / T)`.
+    Dwa {
+        /// Temperature `T`. Default 2.
+        #[serde(default = "default_temperature")]
+        temperature: f64,
+    },
+    /// [`GradNorm`]: weights moved to balance `w_i‖∇_W L_i‖` against `Ḡ·r_i^α`.
+    #[serde(rename = "gradnorm")]
+    GradNorm {
+        /// Asymmetry `α`. Default 1.5.
+        #[serde(default = "default_alpha")]
+        alpha: f64,
+        /// Learning rate of the weights, `η_w`. Default 0.025.
+        #[serde(default = "default_gradnorm_lr")]
+        lr: f64,
+    },
+    /// [`PcGrad`]: conflicting shared gradients projected onto each other's normal plane.
+    #[serde(rename = "pcgrad")]
+    PcGrad,
+}
+
+fn default_temperature() -> f64 {
+    2.0
+}
+fn default_alpha() -> f64 {
+    1.5
+}
+fn default_gradnorm_lr() -> f64 {
+    0.025
+}
+
+impl WeightingConfig {
+    /// The `kind` tag (`equal`, `static`, `uncertainty`, `dwa`, `gradnorm`, `pcgrad`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Equal => "equal",
+            Self::Static { .. } => "static",
+            Self::Uncertainty { .. } => "uncertainty",
+            Self::Dwa { .. } => "dwa",
+            Self::GradNorm { .. } => "gradnorm",
+            Self::PcGrad => "pcgrad",
+        }
+    }
+
+    /// The weight of each task of `tasks` under a static weighting: named, else `aux` for an
+    /// auxiliary task ([`TaskInfo::auxiliary`]), else 1.
+    fn static_weights(
+        &self,
+        tasks: &[TaskInfo],
+        weights: &BTreeMap<String, f64>,
+        aux: Option<f64>,
+    ) -> Vec<(String, f64)> {
+        tasks
+            .iter()
+            .map(|t| {
+                let w = match (weights.get(&t.name), aux) {
+                    (Some(w), _) => *w,
+                    (None, Some(a)) if t.auxiliary => a,
+                    _ => 1.0,
+                };
+                (t.name.clone(), w)
+            })
+            .collect()
+    }
+
+    /// Checks every value against `tasks` (a `tandem_heads::TaskSet`, or a list of
+    /// [`TaskInfo`]), naming the offending key.
+    pub fn validate<T: TaskList + ?Sized>(&self, tasks: &T) -> Result<()> {
+        match self {
+            Self::Equal | Self::PcGrad => {}
+            Self::Static { weights, aux } => {
+                if let Some(a) = aux {
+                    if !(a.is_finite() && *a >= 0.0) {
+                        return Err(OptimError::config(
+                            "weighting.aux",
+                            format!("{a} is not a number ≥ 0"),
+                        ));
+                    }
+                }
+                let names = tasks.task_names();
+                for (task, w) in weights {
+                    if !names.contains(task) {
+                        return Err(OptimError::config(
+                            &format!("weighting.weights.{task}"),
+                            format!("no task named {task:?} (tasks: {names:?})"),
+                        ));
+                    }
+                    if !(w.is_finite() && *w >= 0.0) {
+                        return Err(OptimError::config(
+                            &format!("weighting.weights.{task}"),
+                            format!("{w} is not a number ≥ 0"),
+                        ));
+                    }
+                }
+            }
+            Self::Uncertainty { init } => {
+                if !init.is_finite() {
+                    return Err(OptimError::config("weighting.init", "must be finite"));
+                }
+            }
+            Self::Dwa { temperature } => {
+                if !(temperature.is_finite() && *temperature > 0.0) {
+                    return Err(OptimError::config("weighting.temperature", "must be > 0"));
+                }
+            }
+            Self::GradNorm { alpha, lr } => {
+                if !(alpha.is_finite() && *alpha >= 0.0) {
+                    return Err(OptimError::config("weighting.alpha", "must be ≥ 0"));
+                }
+                if !(lr.is_finite() && *lr > 0.0) {
+                    return Err(OptimError::config("weighting.lr", "must be > 0"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the weighting for `tasks` (a `tandem_heads::TaskSet`, or a list of [`TaskInfo`]).
+    /// `vb` is the model's root builder: learnable weighting parameters are created under
+    /// `vb.pp("weighting")` (uncertainty's `weighting.s.<task>`), so build the weighting before
+    /// training and before loading a checkpoint.
+    pub fn build<T: TaskList + ?Sized>(
+        &self,
+        tasks: &T,
+        vb: VarBuilder,
+    ) -> Result<Box<dyn Weighting>> {
+        self.validate(tasks)?;
+        Ok(match self {
+            Self::Equal => Box::new(Equal::new()),
+            Self::Static { weights, aux } => Box::new(Static::new(self.static_weights(
+                &tasks.task_info(),
+                weights,
+                *aux,
+            ))),
+            Self::Uncertainty { init } => {
+                Box::new(Uncertainty::with_init(tasks, *init, vb.pp("weighting"))?)
+            }
+            Self::Dwa { temperature } => Box::new(Dwa::new(*temperature)),
+            Self::GradNorm { alpha, lr } => Box::new(GradNorm::new(*alpha, *lr)),
+            Self::PcGrad => Box::new(PcGrad::new()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    #[test]
+    fn every_kind_parses_with_defaults_and_builds() -> Result<()> {
+        let tasks = [
+            TaskInfo::regression("landmarks"),
+            TaskInfo::classification("smile").auxiliary(),
+        ];
+        let vars = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+        for (json, name) in [
+            (r#"{"kind":"equal"}"#, "equal"),
+            (r#"{"kind":"static","weights":{"smile":0.5}}"#, "static"),
+            (r#"{"kind":"uncertainty"}"#, "uncertainty"),
+            (r#"{"kind":"dwa"}"#, "dwa"),
+            (r#"{"kind":"gradnorm"}"#, "gradnorm"),
+            (r#"{"kind":"pcgrad"}"#, "pcgrad"),
+        ] {
+            let c: WeightingConfig = serde_json::from_str(json)
+                .map_err(|e| OptimError::config("json", e.to_string()))?;
+            assert_eq!(c.kind(), name);
+            assert_eq!(c.build(&tasks, vb.clone())?.name(), name);
+            let back: WeightingConfig = serde_json::from_str(
+                &serde_json::to_string(&c)
+                    .map_err(|e| OptimError::config("json", e.to_string()))?,
+            )
+            .map_err(|e| OptimError::config("json", e.to_string()))?;
+            assert_eq!(back, c);
+        }
+        assert_eq!(
+            serde_json::from_str::<WeightingConfig>(r#"{"kind":"dwa"}"#).ok(),
+            Some(WeightingConfig::Dwa { temperature: 2.0 })
+        );
+        assert!(serde_json::from_str::<WeightingConfig>(r#"{"kind":"dwa","temp":1}"#).is_err());
+        assert!(WeightingConfig::Static {
+            weights: [("nose".to_string(), 1.0)].into(),
+            aux: None,
+        }
+        .build(&tasks, vb.clone())
+        .is_err());
+        assert!(vars
+            .data()
+            .lock()
+            .map(|d| d.contains_key("weighting.s.smile"))
+            .unwrap_or(false));
+        Ok(())
+    }
+
+    #[test]
+    fn static_aux_weighs_unnamed_auxiliary_tasks() {
+        let tasks = [
+            TaskInfo::regression("landmarks"),
+            TaskInfo::classification("smile").auxiliary(),
+            TaskInfo::classification("pose").auxiliary(),
+        ];
+        let c: WeightingConfig =
+            serde_json::from_str(r#"{"kind": "static", "aux": 0.01, "weights": {"pose": 0.1}}"#)
+                .unwrap();
+        let WeightingConfig::Static { weights, aux } = &c else {
+            panic!("{c:?}")
+        };
+        let w = c.static_weights(&tasks, weights, *aux);
+        assert_eq!(
+            w,
+            vec![
+                ("landmarks".to_string(), 1.0),
+                ("smile".to_string(), 0.01),
+                ("pose".to_string(), 0.1)
+            ]
+        );
+        let bad: WeightingConfig =
+            serde_json::from_str(r#"{"kind": "static", "aux": -1}"#).unwrap();
+        assert!(bad
+            .validate(&tasks)
+            .unwrap_err()
+            .to_string()
+            .contains("weighting.aux"));
+    }
+}

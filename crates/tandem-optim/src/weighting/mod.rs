@@ -1,0 +1,127 @@
+//! Loss weighting: how per-task losses become one update.
+//!
+//! A [`Weighting`] owns the backward pass (as LibMTL's `AbsWeighting` does), so methods that
+//! weight losses and methods that operate on gradients fit the same trait. It returns an
+//! [`Update`]: the gradients to apply and the task weights it used (logged to the history).
+//! The trainer never branches on which weighting it holds.
+//!
+//! | weighting | objective / update | backward passes per step |
+//! |---|---|---|
+//! | [`Equal`] | `Σ_t L_t` | 1 |
+//! | [`Static`] | `Σ_t λ_t L_t` | 1 |
+//! | [`Uncertainty`] | `Σ_t c_t e^{−s_t} L_t + ½ s_t`, `c_t = ½` (regression) or 1 | 1 |
+//! | [`Dwa`] | `Σ_t λ_t(e) L_t`, `λ = K·softmax(w/T)`, `w_k = L_k(e−1)/L_k(e−2)` | 1 |
+//! | [`GradNorm`] | `Σ_t w_t L_t`, `w` moved to balance `‖∇_W w_t L_t‖` | T |
+//! | [`PcGrad`] | `Σ_t g_t` after projecting conflicting shared gradients | T |
+//!
+//! Weightings with state beyond the model's variables expose it as plain JSON through
+//! [`Weighting::state`] / [`Weighting::load_state`], so a resumed run continues exactly.
+use candle_core::backprop::GradStore;
+use candle_core::{Tensor, Var};
+use rand_chacha::ChaCha8Rng;
+use tandem_tensor::TaskMap;
+
+mod config;
+mod dwa;
+mod equal;
+mod fixed;
+mod gradnorm;
+mod pcgrad;
+mod per_task;
+mod uncertainty;
+
+pub use config::WeightingConfig;
+pub use dwa::Dwa;
+pub use equal::Equal;
+pub use fixed::Static;
+pub use gradnorm::{GradNorm, GradNormState};
+pub use pcgrad::{project_conflicting, PcGrad};
+pub use uncertainty::Uncertainty;
+
+/// What a weighting may look at during one step.
+pub struct StepContext<'a> {
+    /// Every variable the optimizer updates this step (sorted by name; stopped tasks' variables
+    /// excluded). Methods that assemble gradients from per-task backward passes fill these.
+    pub trainable: &'a [(String, Var)],
+    /// Shared parameters (sorted by name).
+    pub shared: &'a [(String, Var)],
+    /// The last shared layer's parameters (GradNorm's `W`).
+    pub last_shared: &'a [(String, Var)],
+    /// A penalty to add to the objective unweighted (soft sharing's tie), if any.
+    pub penalty: Option<&'a Tensor>,
+    /// A RNG seeded from the run seed and the step, for randomised methods.
+    pub rng: &'a mut ChaCha8Rng,
+    /// Current epoch (0-based).
+    pub epoch: usize,
+    /// Optimizer steps taken so far.
+    pub step: u64,
+}
+
+/// The result of a weighting's backward pass.
+pub struct Update {
+    /// Gradients of every trainable variable.
+    pub grads: GradStore,
+    /// The weight each task's loss received.
+    pub weights: TaskMap<f64>,
+}
+
+/// How per-task losses become one update.
+pub trait Weighting: Send {
+    /// A short name (`equal`, `static`, ...).
+    fn name(&self) -> &str;
+
+    /// Combines `losses` (the active tasks' scalar losses, in task order) into gradients.
+    fn backward(
+        &mut self,
+        losses: &TaskMap<Tensor>,
+        ctx: &mut StepContext,
+    ) -> candle_core::Result<Update>;
+
+    /// Called after each epoch with the mean (unweighted) training loss of every active task;
+    /// a task absent from `train_losses` has been stopped or had no labels.
+    fn end_epoch(
+        &mut self,
+        _epoch: usize,
+        _train_losses: &TaskMap<f64>,
+    ) -> candle_core::Result<()> {
+        Ok(())
+    }
+
+    /// State beyond the model's variables, as plain JSON (`null` for stateless methods; see
+    /// [`crate::state`]).
+    fn state(&self) -> crate::Result<serde_json::Value> {
+        Ok(serde_json::Value::Null)
+    }
+
+    /// Restores a state returned by [`Weighting::state`].
+    fn load_state(&mut self, _state: &serde_json::Value) -> crate::Result<()> {
+        Ok(())
+    }
+}
+
+/// `Σ_t w_t · L_t + penalty`, summed in task order.
+pub(crate) fn weighted_sum(
+    losses: &TaskMap<Tensor>,
+    weights: &TaskMap<f64>,
+    penalty: Option<&Tensor>,
+) -> candle_core::Result<Tensor> {
+    let mut total: Option<Tensor> = None;
+    for (name, loss) in losses.iter() {
+        let w = weights.get(name).copied().unwrap_or(1.0);
+        let term = (loss * w)?;
+        total = Some(match total {
+            None => term,
+            Some(t) => (t + term)?,
+        });
+    }
+    if let Some(p) = penalty {
+        total = Some(match total {
+            None => p.clone(),
+            Some(t) => (t + p)?,
+        });
+    }
+    match total {
+        Some(t) => Ok(t),
+        None => candle_core::bail!("no loss to optimise: every task is stopped"),
+    }
+}

@@ -1,0 +1,186 @@
+//! One optimizer step: forward, per-task losses, the weighting's backward pass, the numeric
+//! guards ([`NonFinitePolicy`](crate::NonFinitePolicy)), gradient-norm clipping and the
+//! optimizer's update.
+use super::{Fit, Trainer};
+use crate::{Result, RunState, StepContext, TrainError};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor, Var};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tandem_data::Batch;
+use tandem_heads::TaskSet;
+use tandem_share::NetOutput;
+use tandem_tensor::{hash_seed, is_finite, TaskMap};
+
+/// The losses of one batch: tensors for the weighting, values for the history.
+struct Losses {
+    tensors: TaskMap<Tensor>,
+    values: Vec<(String, f64)>,
+}
+
+impl Trainer {
+    /// One step on `batch`; `false` when no step was taken (nothing to train on, or a
+    /// non-finite value skipped under [`NonFinitePolicy::SkipBatch`](crate::NonFinitePolicy)).
+    pub(super) fn train_step(
+        &mut self,
+        fit: &mut Fit,
+        run: &mut RunState,
+        batch: &Batch,
+    ) -> Result<bool> {
+        let (epoch, step) = (run.epoch, run.step);
+        let out = fit.net.forward_t(&batch.input, true)?;
+        let losses = match task_losses(fit.tasks, &run.active, &out, batch, epoch, step)? {
+            Ok(losses) => losses,
+            Err(e) => {
+                self.config.on_non_finite.handle(e, &mut run.skipped)?;
+                return Ok(false);
+            }
+        };
+        if losses.tensors.is_empty() && out.penalty.is_none() {
+            return Ok(false);
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(hash_seed(self.config.seed ^ step, "weighting"));
+        let mut ctx = StepContext {
+            trainable: &fit.params.trainable,
+            shared: &fit.params.shared,
+            last_shared: &fit.params.last_shared,
+            penalty: out.penalty.as_ref(),
+            rng: &mut rng,
+            epoch,
+            step,
+        };
+        let mut update = self.weighting.backward(&losses.tensors, &mut ctx)?;
+        match grad_norm(&fit.params.trainable, &update.grads)? {
+            Err(var) => {
+                let task = match fit.params.owner(&var) {
+                    Some(t) => t.to_string(),
+                    None => format!(
+                        "shared by {}",
+                        losses.tensors.keys().collect::<Vec<_>>().join(", ")
+                    ),
+                };
+                let e = non_finite(&format!("gradient of {var}"), &task, epoch, step);
+                self.config.on_non_finite.handle(e, &mut run.skipped)?;
+                return Ok(false);
+            }
+            Ok(norm) => {
+                if let Some(max) = self.config.grad_clip_norm {
+                    clip(&fit.params.trainable, &mut update.grads, norm, max)?;
+                }
+            }
+        }
+        for (name, value) in losses.values {
+            run.add_loss(&name, value);
+        }
+        for (name, w) in update.weights.iter() {
+            run.add_weight(name, *w);
+        }
+        run.lr = self.config.schedule.rate(
+            fit.base_lr,
+            step,
+            fit.total_steps,
+            fit.batches_per_epoch as u64,
+        );
+        fit.opt.step(&fit.params.trainable, &update.grads, run.lr)?;
+        Ok(true)
+    }
+}
+
+/// The losses of the `active` tasks that have at least one labelled sample in `batch`, or the
+/// error naming the first non-finite loss (or penalty).
+fn task_losses(
+    tasks: &TaskSet,
+    active: &[String],
+    out: &NetOutput,
+    batch: &Batch,
+    epoch: usize,
+    step: u64,
+) -> Result<std::result::Result<Losses, TrainError>> {
+    let mut losses = Losses {
+        tensors: TaskMap::new(),
+        values: Vec::new(),
+    };
+    for name in active {
+        let (Some(task), Some(pred), Some(target)) = (
+            tasks.get(name),
+            out.predictions.get(name),
+            batch.targets.get(name),
+        ) else {
+            continue;
+        };
+        // Partial labels: a task with no labelled sample in this batch contributes nothing
+        // (no loss, no weight, no gradient).
+        if target.labelled()? <= 0.0 {
+            continue;
+        }
+        let loss = task.loss(pred, target)?;
+        let value = f64::from(loss.to_scalar::<f32>()?);
+        if !value.is_finite() {
+            return Ok(Err(non_finite("loss", name, epoch, step)));
+        }
+        losses.values.push((name.clone(), value));
+        losses.tensors.insert(name.clone(), loss);
+    }
+    if let Some(p) = &out.penalty {
+        if !is_finite(p)? {
+            return Ok(Err(non_finite("penalty", &active.join(", "), epoch, step)));
+        }
+    }
+    Ok(Ok(losses))
+}
+
+fn non_finite(what: &str, task: &str, epoch: usize, step: u64) -> TrainError {
+    TrainError::NonFinite {
+        what: what.into(),
+        task: task.into(),
+        epoch,
+        step,
+    }
+}
+
+/// The global L2 norm of the gradients of `vars`, or the name of the first variable whose
+/// gradient holds a NaN or an infinity.
+fn grad_norm(
+    vars: &[(String, Var)],
+    grads: &GradStore,
+) -> Result<std::result::Result<f64, String>> {
+    let mut total = 0.0f64;
+    for (name, var) in vars {
+        let Some(g) = grads.get(var.as_tensor()) else {
+            continue;
+        };
+        let sq = f64::from(
+            g.sqr()?
+                .sum_all()?
+                .to_dtype(DType::F32)?
+                .to_scalar::<f32>()?,
+        );
+        if !sq.is_finite() {
+            // Squares of large finite values can overflow f32: decide on the values themselves.
+            if !is_finite(g)? {
+                return Ok(Err(name.clone()));
+            }
+            let g64 = g.to_dtype(DType::F64)?;
+            total += g64.sqr()?.sum_all()?.to_scalar::<f64>()?;
+        } else {
+            total += sq;
+        }
+    }
+    Ok(Ok(total.sqrt()))
+}
+
+/// Scales every gradient by `max / (norm + 1e-6)` when `norm > max` (PyTorch's
+/// `clip_grad_norm_`).
+fn clip(vars: &[(String, Var)], grads: &mut GradStore, norm: f64, max: f64) -> Result<()> {
+    let coef = max / (norm + 1e-6);
+    if coef >= 1.0 {
+        return Ok(());
+    }
+    for (_, var) in vars {
+        if let Some(g) = grads.get(var.as_tensor()) {
+            let scaled = (g * coef)?;
+            grads.insert(var.as_tensor(), scaled);
+        }
+    }
+    Ok(())
+}
