@@ -6,8 +6,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use tandem_data::mtfl::{CacheDir, CacheStatus, Mtfl, MtflOptions};
-use tandem_data::{Dataset, Label, Sample};
+use tandem_data::mtfl::{BoxSpread, CacheDir, CacheStatus, FaceTransform, Mtfl, MtflOptions};
+use tandem_data::{Dataset, Label, Sample, Transform};
 
 fn data_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("TANDEM_MTFL_DIR")
@@ -100,7 +100,11 @@ fn loads_all_faces_with_the_file_counts() {
 fn landmark_positions_after_crop_and_resize() {
     let Some(m) = full() else { return };
     let train = m.train();
-    let tf = m.train_transform();
+    // The centred evaluation crop (the test-like one moves it by a per-face draw).
+    let tf = FaceTransform {
+        eval_spread: BoxSpread::NONE,
+        ..m.face_transform()
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(0);
 
     // Line 1, lfw_5590\Aaron_Eckhart_0001.jpg (250×250):
@@ -132,6 +136,22 @@ fn landmark_positions_after_crop_and_resize() {
         &[(0, 0.375054), (4, 0.563329), (5, 0.313436), (9, 0.664313)],
         1e-4,
     );
+
+    // The default (test-like) evaluation crop of line 1 moves the landmark centroid off the
+    // centre by at most 2.5 s.d. of the test crops' spread, plus what the rotation and scale do.
+    let t = m
+        .face_transform()
+        .apply(train.get(0).unwrap(), &mut rng, false)
+        .unwrap();
+    let p = points(&t);
+    let cx = p[..5].iter().sum::<f32>() / 5.0;
+    let cy = p[5..].iter().sum::<f32>() / 5.0;
+    let centred = tf.apply(train.get(0).unwrap(), &mut rng, false).unwrap();
+    assert_ne!(p, points(&centred));
+    assert!(
+        (cx - 0.5).abs() < 0.2 && (cy - 0.5).abs() < 0.2,
+        "{cx} {cy}"
+    );
 }
 
 #[test]
@@ -153,8 +173,11 @@ fn crop_pixels_come_from_the_landmark_box() {
     }
     let want = sum / n as f64;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let e = m
-        .train_transform()
+    let centred = FaceTransform {
+        eval_spread: BoxSpread::NONE,
+        ..m.face_transform()
+    };
+    let e = centred
         .apply(m.train().get(0).unwrap(), &mut rng, false)
         .unwrap();
     let got = e.image.pixels.iter().map(|&p| f64::from(p)).sum::<f64>() / 1600.0;

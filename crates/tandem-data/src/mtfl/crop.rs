@@ -583,7 +583,7 @@ mod tests {
         let j = Jitter::default();
         for _ in 0..200 {
             let f = base.jittered(&j, &mut rng);
-            assert!(f.cx.abs() <= 0.05 && (f.width - 1.0).abs() <= 0.1 + 1e-6);
+            assert!(f.cx.abs() <= j.shift + 1e-6 && (f.width - 1.0).abs() <= j.scale + 1e-6);
             for (a, b) in [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)] {
                 let (x, y) = f.to_source(a, b);
                 assert!(x.abs() <= j.reach() + 1e-5 && y.abs() <= j.reach() + 1e-5);
