@@ -393,7 +393,7 @@ impl Results {
 /// The evaluation-set table of one experiment: for every variant, `val` (the selection set),
 /// each further evaluation set, and `test` when present.
 fn eval_table(e: &Experiment, r: &ExperimentResult, task_cols: &[String]) -> String {
-    let mut s = String::from("| variant | evaluation set | NME % | failure % |");
+    let mut s = String::from("\n| variant | evaluation set | NME % | failure % |");
     for t in task_cols {
         s.push_str(&format!(" {t} error % |"));
     }
