@@ -373,6 +373,10 @@ fn refit_heads(
                 ) else {
                     continue;
                 };
+                // As in a training step: a batch without labels for the task adds nothing.
+                if target.labelled()? <= 0.0 {
+                    continue;
+                }
                 let loss = task.loss(pred, target)?;
                 total = Some(match total {
                     Some(t) => (t + loss)?,
