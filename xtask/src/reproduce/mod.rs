@@ -46,6 +46,10 @@ pub struct Args {
     /// Folder of experiment definitions (default: the ones shipped with xtask).
     #[arg(long)]
     experiments: Option<PathBuf>,
+    /// Train up to N runs (variants and seeds) at once, each on one share of the cores. The
+    /// metrics do not depend on N: every kernel sums in a fixed order whatever the thread count.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    jobs: usize,
 }
 
 fn experiments_dir(args: &Args) -> PathBuf {
@@ -160,6 +164,21 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// One training run of the suite: a variant of an experiment with one seed.
+struct Job {
+    /// Index of the experiment and of its variant.
+    at: (usize, usize),
+    cfg: tandem::config::RunConfig,
+    label: String,
+    run_dir: PathBuf,
+}
+
+/// What a finished job hands back: its result and where its time went.
+struct Done {
+    run: report::SeedRun,
+    timing: report::VariantTiming,
+}
+
 fn run_all(
     args: &Args,
     experiments: &[Experiment],
@@ -169,27 +188,21 @@ fn run_all(
 ) -> Result<report::Results> {
     std::fs::create_dir_all(out.join("config"))
         .with_context(|| format!("creating {}", out.display()))?;
-    let device = Device::Cpu;
-    let mut results = report::Results::default();
-    for e in experiments {
+    // Every run of the suite, in report order; finished ones (with --resume) are read back.
+    let mut jobs = Vec::new();
+    let mut done: Vec<Option<Done>> = Vec::new();
+    for (ei, e) in experiments.iter().enumerate() {
         println!("== {} ({} variants): {}", e.name, e.variants.len(), e.title);
-        for v in &e.variants {
+        for (vi, v) in e.variants.iter().enumerate() {
             let cfg_path = out
                 .join("config")
                 .join(format!("{}.{}.toml", e.name, v.key));
             std::fs::write(&cfg_path, v.config.to_toml()?)
                 .with_context(|| format!("writing {}", cfg_path.display()))?;
-            let t0 = Instant::now();
-            let mut vt = report::VariantTiming::default();
-            let mut runs = Vec::new();
             let seeds = args.seeds.unwrap_or(e.seeds);
             for k in 0..seeds {
                 let mut cfg = v.config.clone();
                 cfg.train.seed = cfg.train.seed.wrapping_add(k);
-                let data = match mtfl {
-                    Some(m) => RunData::mtfl(m, &cfg, cfg.train.seed)?,
-                    None => RunData::synthetic(&cfg, cfg.train.seed)?,
-                };
                 let label = if seeds > 1 {
                     format!("{}/{} seed {}", e.name, v.key, cfg.train.seed)
                 } else {
@@ -200,52 +213,45 @@ fn run_all(
                     .join(&e.name)
                     .join(&v.key)
                     .join(format!("seed-{}", cfg.train.seed));
-                let result_file = run_dir.join("result.json");
-                if args.resume.is_some() {
-                    if let Some(done) = read_result(&result_file)? {
-                        println!(
-                            "   {label}: finished earlier, taken from {}",
-                            result_file.display()
-                        );
-                        runs.push(done);
-                        continue;
-                    }
-                }
-                let epochs = cfg.train.epochs;
-                let t = Instant::now();
-                let options = tandem::run::RunOptions {
-                    checkpoints: Some(
-                        CheckpointConfig::new(run_dir.join("checkpoints"))
-                            .keep_last(2)
-                            .fallback_to_previous(true),
-                    ),
-                    resume: args.resume.is_some(),
-                    ..Default::default()
+                let earlier = match args.resume {
+                    Some(_) => read_result(&run_dir.join("result.json"))?,
+                    None => None,
                 };
-                let progress_label = label.clone();
-                let out = tandem::run::train_with(&cfg, &data, &device, &options, move |r| {
+                if earlier.is_some() {
                     println!(
-                        "{}",
-                        report::epoch_line(&progress_label, epochs, r, t.elapsed().as_secs_f64())
+                        "   {label}: finished earlier, taken from {}",
+                        run_dir.join("result.json").display()
                     );
-                })?;
-                println!(
-                    "   {label} done: best epoch {}, {}",
-                    out.report.best_epoch,
-                    report::summary(&out.report)
-                );
-                vt.add_fit(&out.timing);
-                let run = report::SeedRun {
-                    report: out.report,
-                    test: out.test,
-                    evals: out.evals.into_iter().collect(),
-                };
-                write_result(&result_file, &run)?;
-                // The result is all a later --resume needs: drop the bulky checkpoints.
-                let _ = std::fs::remove_dir_all(run_dir.join("checkpoints"));
-                runs.push(run);
+                }
+                done.push(earlier.map(|run| Done {
+                    run,
+                    timing: report::VariantTiming::default(),
+                }));
+                jobs.push(Job {
+                    at: (ei, vi),
+                    cfg,
+                    label,
+                    run_dir,
+                });
             }
-            vt.seconds = t0.elapsed().as_secs_f64();
+        }
+    }
+    let pending: Vec<usize> = (0..jobs.len()).filter(|&i| done[i].is_none()).collect();
+    let fresh = run_jobs(args, &jobs, &pending, mtfl)?;
+    for (i, d) in pending.into_iter().zip(fresh) {
+        done[i] = Some(d);
+    }
+    let mut results = report::Results::default();
+    let mut finished = jobs.iter().zip(done).peekable();
+    for (ei, e) in experiments.iter().enumerate() {
+        for (vi, v) in e.variants.iter().enumerate() {
+            let mut vt = report::VariantTiming::default();
+            let mut runs = Vec::new();
+            while let Some((_, d)) = finished.next_if(|(j, _)| j.at == (ei, vi)) {
+                let d = d.context("a run of the suite did not finish")?;
+                vt.add(&d.timing);
+                runs.push(d.run);
+            }
             timings.training.add(&vt);
             timings.variants.insert(format!("{}/{}", e.name, v.key), vt);
             results.add(e, &v.key, runs);
@@ -262,6 +268,122 @@ fn run_all(
     };
     results.write(out, experiments, majority.as_deref())?;
     Ok(results)
+}
+
+/// Trains `jobs[i]` for every `i` in `pending`, up to `args.jobs` at once, and returns their
+/// results in the order of `pending`. With more than one job at a time each run gets its own
+/// rayon pool with an equal share of the cores; the first error stops the taking of new jobs
+/// and is returned once the running ones end.
+fn run_jobs(
+    args: &Args,
+    jobs: &[Job],
+    pending: &[usize],
+    mtfl: Option<&Mtfl>,
+) -> Result<Vec<Done>> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let workers = args.jobs.max(1).min(pending.len().max(1));
+    if workers == 1 {
+        return pending
+            .iter()
+            .map(|&i| run_job(args, &jobs[i], mtfl))
+            .collect();
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / workers).max(1);
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let slots: Vec<Mutex<Option<Result<Done>>>> =
+        pending.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| -> Result<()> {
+        let mut handles = Vec::new();
+        for _ in 0..workers {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .context("building a thread pool for a run")?;
+            let (next, failed, slots) = (&next, &failed, &slots);
+            handles.push(scope.spawn(move || {
+                pool.install(|| loop {
+                    let n = next.fetch_add(1, Ordering::SeqCst);
+                    if n >= pending.len() || failed.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let r = run_job(args, &jobs[pending[n]], mtfl);
+                    if r.is_err() {
+                        failed.store(true, Ordering::SeqCst);
+                    }
+                    if let Ok(mut slot) = slots[n].lock() {
+                        *slot = Some(r);
+                    }
+                })
+            }));
+        }
+        for h in handles {
+            if h.join().is_err() {
+                bail!("a training run panicked");
+            }
+        }
+        Ok(())
+    })?;
+    let mut out = Vec::with_capacity(pending.len());
+    for slot in slots {
+        let r = slot
+            .into_inner()
+            .map_err(|_| anyhow::anyhow!("a training run panicked"))?;
+        match r {
+            Some(r) => out.push(r?),
+            None => bail!("a run of the suite did not start because an earlier one failed"),
+        }
+    }
+    Ok(out)
+}
+
+/// Trains one run of the suite (resuming from its checkpoints with --resume), writes its
+/// `result.json` and drops its checkpoints.
+fn run_job(args: &Args, job: &Job, mtfl: Option<&Mtfl>) -> Result<Done> {
+    let (cfg, label, run_dir) = (&job.cfg, &job.label, &job.run_dir);
+    let data = match mtfl {
+        Some(m) => RunData::mtfl(m, cfg, cfg.train.seed)?,
+        None => RunData::synthetic(cfg, cfg.train.seed)?,
+    };
+    let epochs = cfg.train.epochs;
+    let t = Instant::now();
+    let options = tandem::run::RunOptions {
+        checkpoints: Some(
+            CheckpointConfig::new(run_dir.join("checkpoints"))
+                .keep_last(2)
+                .fallback_to_previous(true),
+        ),
+        resume: args.resume.is_some(),
+        ..Default::default()
+    };
+    let progress_label = label.clone();
+    let out = tandem::run::train_with(cfg, &data, &Device::Cpu, &options, move |r| {
+        println!(
+            "{}",
+            report::epoch_line(&progress_label, epochs, r, t.elapsed().as_secs_f64())
+        );
+    })
+    .with_context(|| format!("training {label}"))?;
+    println!(
+        "   {label} done: best epoch {}, {}",
+        out.report.best_epoch,
+        report::summary(&out.report)
+    );
+    let mut timing = report::VariantTiming::default();
+    timing.add_fit(&out.timing);
+    timing.seconds = t.elapsed().as_secs_f64();
+    let run = report::SeedRun {
+        report: out.report,
+        test: out.test,
+        evals: out.evals.into_iter().collect(),
+    };
+    let result_file = run_dir.join("result.json");
+    write_result(&result_file, &run)?;
+    // The result is all a later --resume needs: drop the bulky checkpoints.
+    let _ = std::fs::remove_dir_all(run_dir.join("checkpoints"));
+    Ok(Done { run, timing })
 }
 
 /// A finished variant's result, if `path` holds one.
@@ -376,6 +498,64 @@ mod tests {
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].0, "smile");
         assert!((m[0].1 - 25.0).abs() < 1e-9, "{m:?}");
+    }
+
+    /// Training runs side by side (`--jobs`) gives byte-identical metrics to one at a time.
+    #[test]
+    fn parallel_jobs_give_the_serial_metrics() {
+        let text = r#"
+name = "aux_vs_single"
+title = "t"
+claim = "c"
+seeds = 2
+[base]
+tasks = ["landmarks", "smile"]
+sharing = { kind = "hard" }
+weighting = { kind = "static", aux = 0.1 }
+[base.model]
+channels = [4, 4, 4, 4]
+feature_dim = 8
+[base.train]
+epochs = 2
+batch_size = 16
+seed = 3
+[base.data]
+train_size = 48
+val_size = 16
+[[variant]]
+key = "a"
+[[variant]]
+key = "b"
+tasks = ["landmarks"]
+sharing = { kind = "independent" }
+weighting = { kind = "equal" }
+"#;
+        let e = experiment::parse(text, "test", Budget::Quick).unwrap();
+        let root = std::env::temp_dir().join(format!("tandem-xtask-jobs-{}", std::process::id()));
+        let metrics = |jobs: usize| {
+            let out = root.join(format!("jobs-{jobs}"));
+            let args = Args {
+                quick: true,
+                only: vec![],
+                out: out.clone(),
+                seed: None,
+                seeds: None,
+                data: None,
+                check_determinism: false,
+                resume: None,
+                experiments: None,
+                jobs,
+            };
+            let mut t = report::Timings::default();
+            let r = run_all(&args, std::slice::from_ref(&e), None, &out, &mut t).unwrap();
+            assert_eq!(t.variants.len(), 2);
+            r.json().unwrap()
+        };
+        let serial = metrics(1);
+        let parallel = metrics(3);
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(serial.contains("\"b\""), "{serial}");
+        assert_eq!(serial, parallel);
     }
 
     /// Every shipped experiment resolves to valid configurations in every budget.
