@@ -149,7 +149,8 @@ mod tests {
             cs,
             Sharing::CrossStitch(CrossStitchConfig {
                 stages: vec!["conv2".into(), "fc".into()],
-                self_weight: 0.9
+                self_weight: 0.9,
+                groups: vec![],
             })
         );
         assert_eq!(cs.key(), "cross_stitch");

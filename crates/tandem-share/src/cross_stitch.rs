@@ -1,11 +1,12 @@
 //! Cross-stitch networks (Misra, Shrivastava, Gupta, Hebert, CVPR 2016).
 //!
-//! One column per task, of one architecture. After each chosen stage `k` a
+//! One column per task (or per group of tasks, [`CrossStitchConfig::groups`]), of one
+//! architecture. After each chosen stage `k` a
 //! [`CrossStitchUnit`] with its own learnable `α^k ∈ ℝ^{T×T}` mixes the columns:
 //!
 //! `x̃^k_i = Σ_j α^k_ij · x^k_j`,  then `x^{k+1}_i = stage_{k+1}(x̃^k_i)` in column `i`,
 //!
-//! and `ŷ_t = head_t(x^{last}_t)`. `α` starts at `s` on the diagonal and `(1 − s)/(T − 1)`
+//! and `ŷ_t = head_t(x^{last}_{c(t)})`, `c(t)` the column of task `t` (`T` counts columns). `α` starts at `s` on the diagonal and `(1 − s)/(T − 1)`
 //! elsewhere ([`CrossStitchConfig::self_weight`], default 0.9). Two limits:
 //!
 //! - `α = I` (`s = 1`): no mixing, the network is [`Independent`](crate::Independent).
@@ -22,10 +23,11 @@
 //! every column plus `stitch.<K>` — the last layer all tasks reach, GradNorm's `W`. Column
 //! `t`'s stages after `K` and its head are reached by task `t` alone: `tasks[t]`. With the
 //! default (a unit after every stage, `fc` included) `tasks[t] = [heads.<t>]`, as in hard
-//! sharing. With no unit at all the network is independent and `shared` is empty.
+//! sharing. With no unit at all the network is independent and `shared` is empty. A column
+//! that serves a group of tasks is `shared` whole, and its heads are the group's `tasks[t]`.
 //!
 //! ## Parameter names
-//! `columns.<task>.*`, `stitch.<stage>` (`α`, e.g. `stitch.conv2`), `heads.<task>.*`. The
+//! `columns.<task>.*` (`columns.<a>+<b>+….*` for a group), `stitch.<stage>` (`α`, e.g. `stitch.conv2`), `heads.<task>.*`. The
 //! columns and heads are named as in [`Independent`](crate::Independent), so both start from
 //! the same weights under one seed. The `α`s are variables of their own: an optimizer can
 //! give them their own learning rate by selecting the prefix `stitch`.
@@ -46,6 +48,7 @@ use tandem_tensor::TaskMap;
 /// kind = "cross_stitch"
 /// stages = ["conv2", "conv4", "fc"]
 /// self_weight = 0.9
+/// groups = [["landmarks"], ["gender", "smile", "glasses", "pose"]]
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -56,6 +59,12 @@ pub struct CrossStitchConfig {
     /// Initial diagonal `α_ii`; the off-diagonal entries share the rest,
     /// `(1 − self_weight)/(T − 1)`. Default 0.9 (as in Misra et al.).
     pub self_weight: f64,
+    /// Groups of tasks that share one column (hard sharing inside the group), e.g.
+    /// `[["landmarks"], ["gender", "smile", "glasses", "pose"]]`: two columns, so the main task
+    /// keeps a column of its own at twice, not five times, the cost of one. Tasks in no group
+    /// get a column each. Default: none (one column per task).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Vec<String>>,
 }
 
 impl Default for CrossStitchConfig {
@@ -63,6 +72,7 @@ impl Default for CrossStitchConfig {
         Self {
             stages: TCDCN_STAGES.iter().map(|s| s.to_string()).collect(),
             self_weight: 0.9,
+            groups: Vec::new(),
         }
     }
 }
@@ -88,7 +98,7 @@ impl<B: Backbone> CrossStitch<B> {
     where
         ShareError: From<E>,
     {
-        let columns = Columns::new(tasks, vb.clone(), build)?;
+        let columns = Columns::grouped(tasks, &config.groups, vb.clone(), build)?;
         let first = columns.first("cross-stitch")?;
         let n = first.num_stages();
         let mut stitches: Vec<Option<CrossStitchUnit>> = (0..n).map(|_| None).collect();
@@ -151,26 +161,39 @@ impl<B: Backbone> MultiTaskNet for CrossStitch<B> {
         let last = self.stitches.iter().rposition(Option::is_some);
         let mut shared = Vec::new();
         let mut last_shared = Vec::new();
-        let mut tasks = TaskMap::new();
-        for (name, c, head) in self.columns.entries() {
-            let mut own = Vec::new();
+        let mut own: TaskMap<Vec<String>> = self.columns.head_prefixes().map(|_, _| Vec::new());
+        for col in self.columns.columns() {
+            let c = &col.net;
+            let alone = match col.tasks.as_slice() {
+                [t] => Some(t.as_str()),
+                _ => None,
+            };
             for k in 0..c.num_stages() {
-                if last.is_some_and(|l| k <= l) {
-                    shared.extend(c.stage_prefixes(k));
-                } else {
-                    own.extend(c.stage_prefixes(k));
+                match alone {
+                    Some(t) if !last.is_some_and(|l| k <= l) => {
+                        if let Some(o) = own.get_mut(t) {
+                            o.extend(c.stage_prefixes(k));
+                        }
+                    }
+                    _ => shared.extend(c.stage_prefixes(k)),
                 }
             }
-            if let Some(l) = last {
-                last_shared.extend(c.stage_prefixes(l));
+            match (last, alone) {
+                (Some(l), _) => last_shared.extend(c.stage_prefixes(l)),
+                (None, None) => last_shared.extend(c.stage_prefixes(c.num_stages() - 1)),
+                (None, Some(_)) => {}
             }
-            own.push(head.to_string());
-            tasks.insert(name, own);
         }
         shared.extend(self.stitch_prefixes.iter().flatten().cloned());
         if let Some(p) = last.and_then(|l| self.stitch_prefixes[l].clone()) {
             last_shared.push(p);
         }
+        let heads = self.columns.head_prefixes();
+        let tasks = own.map(|t, o| {
+            let mut o = o.clone();
+            o.extend(heads.get(t).cloned());
+            o
+        });
         ParamGroups {
             shared,
             last_shared,

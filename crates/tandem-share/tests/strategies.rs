@@ -215,6 +215,7 @@ fn cross_stitch_param_groups_and_names() {
     let cfg = CrossStitchConfig {
         stages: vec!["conv2".into(), "conv4".into()],
         self_weight: 0.9,
+        groups: vec![],
     };
     let c = CrossStitch::new(&cfg, &tasks(), vb, |vb| Tcdcn::new(trunk(), vb)).unwrap();
     let g = c.param_groups();
@@ -253,6 +254,7 @@ fn cross_stitch_param_groups_and_names() {
         let cfg = CrossStitchConfig {
             stages,
             self_weight: 0.9,
+            groups: vec![],
         };
         let vb = seeded_var_builder(&VarMap::new(), 1, DType::F32, &Device::Cpu);
         assert!(CrossStitch::new(&cfg, &tasks(), vb, |vb| Tcdcn::new(trunk(), vb)).is_err());
@@ -386,5 +388,66 @@ fn penalty_gradient_matches_finite_differences() {
             "{name}[{i}]: analytic {analytic}, numeric {numeric}"
         );
         assert!(analytic.abs() > 1e-9, "{name}[{i}]: zero gradient");
+    }
+}
+
+#[test]
+fn cross_stitch_groups_share_a_column() {
+    let vars = VarMap::new();
+    let vb = seeded_var_builder(&vars, 1, DType::F32, &Device::Cpu);
+    let cfg = CrossStitchConfig {
+        stages: vec!["conv2".into(), "conv4".into()],
+        self_weight: 0.9,
+        groups: vec![vec!["smile".into(), "pose".into()]],
+    };
+    let c = CrossStitch::new(&cfg, &tasks(), vb, |vb| Tcdcn::new(trunk(), vb)).unwrap();
+    // Two columns: landmarks alone, smile and pose together.
+    let a = c.stitch("conv2").unwrap().alpha().to_vec2::<f32>().unwrap();
+    assert_eq!(a, [[0.9, 0.1], [0.1, 0.9]]);
+    let names: Vec<String> = sorted_vars(&vars).into_iter().map(|(n, _)| n).collect();
+    assert!(names.contains(&"columns.smile+pose.fc.weight".to_string()));
+    assert!(!names.iter().any(|n| n.starts_with("columns.pose.")));
+    let g = c.param_groups();
+    assert_eq!(
+        g.last_shared,
+        [
+            "columns.landmarks.conv4",
+            "columns.smile+pose.conv4",
+            "stitch.conv4"
+        ]
+    );
+    // The group's column is shared whole; the landmark column's fc is the landmarks' own.
+    assert!(g.shared.contains(&"columns.smile+pose.fc".to_string()));
+    assert_eq!(
+        g.tasks["landmarks"],
+        ["columns.landmarks.fc", "heads.landmarks"]
+    );
+    assert_eq!(g.tasks["smile"], ["heads.smile"]);
+    assert_eq!(g.tasks["pose"], ["heads.pose"]);
+    let mut covered: Vec<String> = select_vars(&vars, &g.shared)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    for p in g.tasks.values() {
+        covered.extend(select_vars(&vars, p).into_iter().map(|(n, _)| n));
+    }
+    covered.sort();
+    assert_eq!(covered, names);
+    let out = c.forward_t(&input(DType::F32), true).unwrap();
+    assert_eq!(out.predictions["landmarks"].dims(), &[4, 10]);
+    assert_eq!(out.predictions["pose"].dims(), &[4, 5]);
+    assert_eq!(out.predictions["smile"].dims(), &[4, 2]);
+    // A group naming an unknown task, a task in two groups, or an empty group is an error.
+    for groups in [
+        vec![vec!["smiles".to_string()]],
+        vec![vec!["smile".into()], vec!["smile".into(), "pose".into()]],
+        vec![vec![]],
+    ] {
+        let cfg = CrossStitchConfig {
+            groups,
+            ..Default::default()
+        };
+        let vb = seeded_var_builder(&VarMap::new(), 1, DType::F32, &Device::Cpu);
+        assert!(CrossStitch::new(&cfg, &tasks(), vb, |vb| Tcdcn::new(trunk(), vb)).is_err());
     }
 }
