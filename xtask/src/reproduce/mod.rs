@@ -46,10 +46,11 @@ pub struct Args {
     /// Folder of experiment definitions (default: the ones shipped with xtask).
     #[arg(long)]
     experiments: Option<PathBuf>,
-    /// Train up to N runs (variants and seeds) at once, each on one share of the cores. The
-    /// metrics do not depend on N: every kernel sums in a fixed order whatever the thread count.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    jobs: usize,
+    /// Train up to N runs (variants and seeds) at once, each on one share of the cores;
+    /// default: one per core. The metrics do not depend on N: every kernel sums in a fixed
+    /// order whatever the thread count.
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
 }
 
 fn experiments_dir(args: &Args) -> PathBuf {
@@ -282,14 +283,14 @@ fn run_jobs(
 ) -> Result<Vec<Done>> {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Mutex;
-    let workers = args.jobs.max(1).min(pending.len().max(1));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = args.jobs.unwrap_or(cores).max(1).min(pending.len().max(1));
     if workers == 1 {
         return pending
             .iter()
             .map(|&i| run_job(args, &jobs[i], mtfl))
             .collect();
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / workers).max(1);
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
@@ -544,7 +545,7 @@ weighting = { kind = "equal" }
                 check_determinism: false,
                 resume: None,
                 experiments: None,
-                jobs,
+                jobs: Some(jobs),
             };
             let mut t = report::Timings::default();
             let r = run_all(&args, std::slice::from_ref(&e), None, &out, &mut t).unwrap();
