@@ -93,6 +93,15 @@ impl Sharing {
         })
     }
 
+    /// Checks what the strategy says about tasks against the model's task names (the column
+    /// groups of a cross-stitch network: each names known tasks, none twice, none empty).
+    pub fn validate(&self, tasks: &[&str]) -> Result<()> {
+        match self {
+            Self::CrossStitch(c) => crate::columns::group_of_tasks(&c.groups, tasks).map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
     /// The strategy's key: `independent`, `hard`, `soft_parameters` / `soft_activations`
     /// (soft sharing whose ties all use one mode; `soft` when they mix modes or there are
     /// none), `cross_stitch`.

@@ -32,6 +32,30 @@ pub(crate) struct Columns<B: Backbone> {
     heads: TaskMap<(usize, Head, String)>,
 }
 
+/// For each of `names` (in order), the index of the group of `groups` it belongs to, if any;
+/// an error names a group with no task, an unknown task, or a task in two groups.
+pub(crate) fn group_of_tasks(groups: &[Vec<String>], names: &[&str]) -> Result<Vec<Option<usize>>> {
+    let mut group_of: Vec<Option<usize>> = vec![None; names.len()];
+    for (g, group) in groups.iter().enumerate() {
+        if group.is_empty() {
+            return Err(ShareError::Config(format!("column group {g} has no task")));
+        }
+        for name in group {
+            let i = names.iter().position(|n| n == name).ok_or_else(|| {
+                ShareError::Config(format!(
+                    "column group {g} names task {name:?}, which the model does not have"
+                ))
+            })?;
+            if group_of[i].replace(g).is_some() {
+                return Err(ShareError::Config(format!(
+                    "task {name:?} is in two column groups"
+                )));
+            }
+        }
+    }
+    Ok(group_of)
+}
+
 impl<B: Backbone> Columns<B> {
     /// Builds one column per task with `build(vb.pp("columns").pp(task))` and its head under
     /// `vb.pp("heads").pp(task)`.
@@ -59,24 +83,7 @@ impl<B: Backbone> Columns<B> {
         ShareError: From<E>,
     {
         let names: Vec<&str> = tasks.iter().map(|t| t.name()).collect();
-        let mut group_of: Vec<Option<usize>> = vec![None; names.len()];
-        for (g, group) in groups.iter().enumerate() {
-            if group.is_empty() {
-                return Err(ShareError::Config(format!("column group {g} has no task")));
-            }
-            for name in group {
-                let i = names.iter().position(|n| n == name).ok_or_else(|| {
-                    ShareError::Config(format!(
-                        "column group {g} names task {name:?}, which the model does not have"
-                    ))
-                })?;
-                if group_of[i].replace(g).is_some() {
-                    return Err(ShareError::Config(format!(
-                        "task {name:?} is in two column groups"
-                    )));
-                }
-            }
-        }
+        let group_of = group_of_tasks(groups, &names)?;
         let mut columns: Vec<Column<B>> = Vec::new();
         let mut column_of_group: Vec<Option<usize>> = vec![None; groups.len()];
         let mut heads = TaskMap::new();

@@ -237,6 +237,10 @@ impl RunConfig {
                 ));
             }
         }
+        let names: Vec<&str> = self.tasks.iter().map(String::as_str).collect();
+        self.sharing
+            .validate(&names)
+            .map_err(|e| Error::config("sharing.groups", e.to_string()))?;
         self.weighting
             .validate(&self.task_set())
             .map_err(|e| Error::config("weighting", e.to_string()))?;
@@ -357,6 +361,16 @@ mod tests {
         )
         .contains("weighting.weights.smile"));
         assert!(e("[model]\ninput_size = 16\n[data.synth]\nsize = 16").contains("too small"));
+        let groups = |g: &str| {
+            e(&format!(
+                "tasks = [\"landmarks\", \"smile\"]\nsharing = {{ kind = \"cross_stitch\", groups = {g} }}"
+            ))
+        };
+        assert!(groups("[[\"smile\", \"pose\"]]").contains("sharing.groups"));
+        assert!(groups("[[\"smile\", \"pose\"]]").contains("\"pose\""));
+        assert!(groups("[[\"smile\"], [\"smile\"]]").contains("two column groups"));
+        assert!(groups("[[]]").contains("no task"));
+        assert_eq!(groups("[[\"landmarks\"], [\"smile\"]]"), "");
     }
 
     #[test]
