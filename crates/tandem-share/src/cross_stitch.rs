@@ -170,7 +170,7 @@ impl<B: Backbone> MultiTaskNet for CrossStitch<B> {
             };
             for k in 0..c.num_stages() {
                 match alone {
-                    Some(t) if !last.is_some_and(|l| k <= l) => {
+                    Some(t) if last.is_none_or(|l| k > l) => {
                         if let Some(o) = own.get_mut(t) {
                             o.extend(c.stage_prefixes(k));
                         }
