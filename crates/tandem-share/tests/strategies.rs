@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use tandem_heads::{ClassTask, LandmarkTask, TaskSet};
 use tandem_layers::{Activation, Tcdcn, TcdcnConfig};
 use tandem_share::{
-    CrossStitch, CrossStitchConfig, HardSharing, Independent, MultiTaskNet, SoftConfig,
-    SoftSharing, TieMode,
+    CrossStitch, CrossStitchConfig, HardSharing, Independent, MultiTaskNet, ParamGroups,
+    SoftConfig, SoftSharing, TieMode,
 };
 use tandem_tensor::{seeded_var_builder, select_vars, sorted_vars};
 
@@ -64,6 +64,20 @@ fn cross_stitch(self_weight: f64, vars: &VarMap, seed: u64) -> CrossStitch<Tcdcn
         ..Default::default()
     };
     CrossStitch::new(&cfg, &tasks(), vb, |vb| Tcdcn::new(trunk(), vb)).unwrap()
+}
+
+/// The names of every variable a parameter group selects, shared ones and each task's, sorted
+/// (a variable in two groups appears twice).
+fn covered(vars: &VarMap, g: &ParamGroups) -> Vec<String> {
+    let mut names: Vec<String> = select_vars(vars, &g.shared)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    for p in g.tasks.values() {
+        names.extend(select_vars(vars, p).into_iter().map(|(n, _)| n));
+    }
+    names.sort();
+    names
 }
 
 fn values(t: &Tensor) -> Vec<f64> {
@@ -240,15 +254,7 @@ fn cross_stitch_param_groups_and_names() {
     let a = c.stitch("conv2").unwrap().alpha().to_vec2::<f32>().unwrap();
     assert_eq!(a, [[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9]]);
     // Every variable is in exactly one place: shared, or one task's group.
-    let mut covered: Vec<String> = select_vars(&vars, &g.shared)
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    for p in g.tasks.values() {
-        covered.extend(select_vars(&vars, p).into_iter().map(|(n, _)| n));
-    }
-    covered.sort();
-    assert_eq!(covered, names);
+    assert_eq!(covered(&vars, &g), names);
     // Unknown and repeated stages are configuration errors.
     for stages in [vec!["conv9".to_string()], vec!["fc".into(), "fc".into()]] {
         let cfg = CrossStitchConfig {
@@ -424,15 +430,7 @@ fn cross_stitch_groups_share_a_column() {
     );
     assert_eq!(g.tasks["smile"], ["heads.smile"]);
     assert_eq!(g.tasks["pose"], ["heads.pose"]);
-    let mut covered: Vec<String> = select_vars(&vars, &g.shared)
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    for p in g.tasks.values() {
-        covered.extend(select_vars(&vars, p).into_iter().map(|(n, _)| n));
-    }
-    covered.sort();
-    assert_eq!(covered, names);
+    assert_eq!(covered(&vars, &g), names);
     let out = c.forward_t(&input(DType::F32), true).unwrap();
     assert_eq!(out.predictions["landmarks"].dims(), &[4, 10]);
     assert_eq!(out.predictions["pose"].dims(), &[4, 5]);
