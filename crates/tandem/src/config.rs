@@ -148,15 +148,15 @@ pub struct RunConfig {
 }
 
 /// The defaults: a configuration that works with any task list (see docs/strategy.md):
-/// landmarks helped by the four attributes through one shared trunk (hard sharing) with `tanh` activations; each
-/// auxiliary loss weighed 0.01 (an L2 loss on `[0, 1]` coordinates is ~100× smaller than a
-/// cross-entropy); TCDCN's task-wise early stopping (`k = 3`, `ε = 1`); AdamW at lr 0.002 with
-/// weight decay 10⁻⁴ and a cosine schedule (half an epoch of warm-up, down to 2 % of the
-/// rate); 30 epochs of 64-face batches; seed 7.
+/// landmarks helped by the four attributes through one shared trunk (hard sharing) with
+/// `tanh` activations; each auxiliary loss weighed 0.01 (an L2 loss on `[0, 1]` coordinates
+/// is ~100× smaller than a cross-entropy); TCDCN's task-wise early stopping (`k = 3`,
+/// `ε = 1`); AdamW at lr 0.002 with weight decay 10⁻⁴ and a cosine schedule (half an epoch of
+/// warm-up, down to 2 % of the rate); 30 epochs of 64-face batches; seed 7.
 ///
 /// The recommended model for the five face tasks on real MTFL is `configs/mtfl.toml`: two
-/// cross-stitch columns (landmarks; the four attributes), no task stopping, 80 epochs and
-/// test-like crops. Its column groups name the five tasks, so it is not the default of a
+/// cross-stitch columns (landmarks; the four attributes), attribute losses weighed 0.002, no
+/// task stopping, 80 epochs and test-like crops. Its column groups name the five tasks, so it is not the default of a
 /// schema that also serves other task lists.
 impl Default for RunConfig {
     fn default() -> Self {
