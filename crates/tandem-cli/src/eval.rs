@@ -1,12 +1,10 @@
 //! `tandem eval`: per-task loss and metrics of a checkpoint.
-use crate::train::{by_task, open_mtfl};
+use crate::data::{self, by_task, Source};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use std::path::PathBuf;
 use tandem::data::Dataset;
-use tandem::heads::MetricValues;
 use tandem::run::RunData;
-use tandem::tensor::TaskMap;
 use tandem::train::Evaluation;
 use tandem::Predictor;
 
@@ -17,24 +15,15 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     checkpoint: PathBuf,
     /// An MTFL data folder. Its test faces (testing.txt) are scored when present, else every
-    /// face of training.txt (centred on its landmarks, as validation faces are). Without
-    /// --data, the checkpoint's own SynthFaces validation split is scored.
-    #[arg(long, value_name = "DIR")]
+    /// face of training.txt (centred on its landmarks, as validation faces are). A CSV table
+    /// (for a table checkpoint): its test rows when its split column has some, else the
+    /// validation rows of the training split. Without --data, the checkpoint's own validation
+    /// split is scored (SynthFaces, or the table it was trained on).
+    #[arg(long, value_name = "DIR|FILE")]
     data: Option<PathBuf>,
     /// Print the metrics as JSON instead of a table.
     #[arg(long)]
     json: bool,
-}
-
-/// A per-task table of metrics.
-pub fn metrics_table(metrics: &TaskMap<MetricValues>) -> String {
-    let mut s = String::from("| task | metric | value |\n|---|---|---|\n");
-    for (task, m) in metrics.iter() {
-        for (k, v) in m {
-            s.push_str(&format!("| {task} | {k} | {v:.2} |\n"));
-        }
-    }
-    s
 }
 
 /// A per-task table of an evaluation: loss and every metric.
@@ -59,14 +48,29 @@ pub fn run(args: Args) -> Result<()> {
         )
     })?;
     let cfg = predictor.config().clone();
-    let (what, eval) = match &args.data {
-        None => {
+    let (what, eval) = match data::source(&cfg, args.data.as_deref())? {
+        Source::Synth => {
             let data = RunData::synthetic(&cfg, cfg.train.seed)?;
             let what = format!("{} SynthFaces validation faces", data.val.len());
             (what, predictor.evaluate(data.val.as_ref(), None)?)
         }
-        Some(dir) => {
-            let mtfl = open_mtfl(dir, &cfg)?;
+        Source::Table(path) => {
+            // The same split as training (same seed, same split column).
+            let data = data::open_table(&path, &cfg)?;
+            match &data.test {
+                Some(test) => (
+                    format!("{} test rows of {}", test.len(), path.display()),
+                    predictor.evaluate(test.as_ref(), None)?,
+                ),
+                None => (
+                    format!("{} validation rows of {}", data.val.len(), path.display()),
+                    predictor.evaluate(data.val.as_ref(), None)?,
+                ),
+            }
+        }
+        Source::Mtfl(dir) => {
+            let dir = &dir;
+            let mtfl = data::open_mtfl(dir, &cfg)?;
             match mtfl.test() {
                 // Test faces are already at the model size: no transform.
                 Some(test) => (

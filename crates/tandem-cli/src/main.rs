@@ -12,6 +12,7 @@
 //! Logs go to standard error; set `RUST_LOG` (e.g. `RUST_LOG=debug`) to see more.
 #![warn(missing_docs)]
 
+mod data;
 mod draw;
 mod eval;
 mod labels;

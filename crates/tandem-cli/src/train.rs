@@ -11,15 +11,15 @@
 //! OUT/metrics.svg          validation metric per task
 //! OUT/weights.svg          the weight each task's loss received
 //! ```
-use crate::{eval, plot, progress};
+use crate::data::{self, by_task, load_config, metrics_table, write_json, Source};
+use crate::{plot, progress};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tandem::data::{Dataset, Mtfl};
+use tandem::data::Dataset;
 use tandem::run::RunData;
 use tandem::tensor::checkpoint::{self, CheckpointMeta};
-use tandem::tensor::TaskMap;
 use tandem::RunConfig;
 
 /// Arguments of `tandem train`.
@@ -28,9 +28,10 @@ pub struct Args {
     /// Run configuration (TOML; see configs/example.toml). Without it, the built-in defaults.
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// An MTFL data folder (training.txt, optional testing.txt, images). Without it, the run
+    /// An MTFL data folder (training.txt, optional testing.txt, images), or a CSV table file
+    /// (with `[data] kind = "table"` and `[[task]]` tables in the config). Without it, the run
     /// trains on SynthFaces generated as the config's data section says.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR|FILE")]
     data: Option<PathBuf>,
     /// Output folder (created; existing files in it are replaced).
     #[arg(long, short, value_name = "DIR", default_value = "runs/train")]
@@ -47,42 +48,21 @@ pub struct Args {
     seed: Option<u64>,
 }
 
-/// Reads and validates the run configuration.
-pub fn load_config(path: Option<&Path>) -> Result<RunConfig> {
-    match path {
-        None => Ok(RunConfig::default()),
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read the config file {}", p.display()))?;
-            Ok(RunConfig::from_toml(&text, &p.display().to_string())?)
+/// The run's data: SynthFaces, a seeded train/validation split of an MTFL folder (with the
+/// training crop as transform) and its test faces, or the splits of a CSV table.
+fn run_data(cfg: &mut RunConfig, data: Option<&Path>) -> Result<RunData> {
+    Ok(match data::source(cfg, data)? {
+        Source::Synth => RunData::synthetic(cfg, cfg.train.seed)?,
+        Source::Mtfl(dir) => {
+            let mtfl = data::open_mtfl(&dir, cfg)?;
+            RunData::mtfl(&mtfl, cfg, cfg.train.seed)?
         }
-    }
-}
-
-/// Opens an MTFL folder at the model's input size, with a spinner.
-pub fn open_mtfl(dir: &Path, cfg: &RunConfig) -> Result<Mtfl> {
-    let spin = progress::spinner(&format!("loading MTFL faces from {}", dir.display()));
-    let mtfl = RunData::open_mtfl(dir, cfg.model.input_size)
-        .with_context(|| format!("cannot load the MTFL data folder {}", dir.display()))?;
-    spin.finish_and_clear();
-    tracing::info!(
-        "loaded {} training faces{} from {} (cache: {:?})",
-        mtfl.train_split().records.len(),
-        mtfl.test_split()
-            .map(|t| format!(" and {} test faces", t.records.len()))
-            .unwrap_or_default(),
-        dir.display(),
-        mtfl.train_split().cache
-    );
-    Ok(mtfl)
-}
-
-/// The run's data: SynthFaces, or a seeded train/validation split of an MTFL folder (with the
-/// training crop as transform) and its test faces.
-fn run_data(cfg: &RunConfig, mtfl: Option<&Mtfl>) -> Result<RunData> {
-    Ok(match mtfl {
-        None => RunData::synthetic(cfg, cfg.train.seed)?,
-        Some(m) => RunData::mtfl(m, cfg, cfg.train.seed)?,
+        Source::Table(path) => {
+            let data = data::open_table(&path, cfg)?;
+            // Kept in the configuration, so `tandem eval` finds the table again.
+            cfg.data.path = Some(std::fs::canonicalize(&path).unwrap_or(path));
+            data
+        }
     })
 }
 
@@ -99,17 +79,12 @@ pub fn run(args: Args) -> Result<()> {
     let out = &args.out;
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create the output folder {}", out.display()))?;
+    let data = run_data(&mut cfg, args.data.as_deref())?;
     std::fs::write(out.join("config.toml"), cfg.to_toml()?)
         .with_context(|| format!("cannot write to {}", out.display()))?;
-
-    let mtfl = match &args.data {
-        Some(dir) => Some(open_mtfl(dir, &cfg)?),
-        None => None,
-    };
-    let data = run_data(&cfg, mtfl.as_ref())?;
     tracing::info!(
-        "training {} on {} faces, validating on {} ({} sharing, {} epochs, seed {})",
-        cfg.tasks.join("+"),
+        "training {} on {} samples, validating on {} ({} sharing, {} epochs, seed {})",
+        cfg.task_names().join("+"),
         data.train.len(),
         data.val.len(),
         cfg.sharing.key(),
@@ -199,7 +174,7 @@ pub fn run(args: Args) -> Result<()> {
         crate::output::outln!(
             "test split ({} faces, scored once with the best validation epoch):\n\n{}",
             faces.len(),
-            eval::metrics_table(test)
+            metrics_table(test)
         );
     }
     crate::output::outln!(
@@ -208,18 +183,4 @@ pub fn run(args: Args) -> Result<()> {
         out.display()
     );
     Ok(())
-}
-
-/// A task map as a JSON object keyed by task name.
-pub fn by_task<T: serde::Serialize>(map: &TaskMap<T>) -> Result<serde_json::Value> {
-    let mut object = serde_json::Map::new();
-    for (task, v) in map.iter() {
-        object.insert(task.to_string(), serde_json::to_value(v)?);
-    }
-    Ok(serde_json::Value::Object(object))
-}
-
-fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -1,8 +1,9 @@
 //! Batching: seeded shuffle, per-sample transforms, stacking.
 //!
-//! A [`Batch`] holds `input: [B, 1, H, W]` f32 and one [`Target`] per task:
-//! `Points` labels become `[B, D]` f32 values, `Class` labels `[B]` u32; when any sample of the
-//! batch lacks a task's label, that task's target gets a `[B]` f32 mask (1 = labelled).
+//! A [`Batch`] holds `input: [B, C, H, W]` f32 (a table's features: `[B, D, 1, 1]`) and one
+//! [`Target`] per task: `Points` and `Values` labels become `[B, D]` f32 values, `Class` labels
+//! `[B]` u32, `Binary` labels `[B]` f32 (0 or 1); when any sample of the batch lacks a task's
+//! label, that task's target gets a `[B]` f32 mask (1 = labelled).
 //!
 //! The order of epoch `e` is a Fisher–Yates shuffle seeded by `(seed, e)`; the transform of
 //! sample `i` in epoch `e` gets its own RNG seeded by `(seed, e, i)` ([`sample_rng`]). Batch `k`
@@ -34,7 +35,7 @@ pub fn sample_rng(seed: u64, epoch: usize, index: usize) -> ChaCha8Rng {
 /// A stacked batch.
 #[derive(Debug, Clone)]
 pub struct Batch {
-    /// `[B, 1, H, W]` f32 images.
+    /// `[B, C, H, W]` f32 images (`[B, D, 1, 1]` for table features).
     pub input: Tensor,
     /// One target per task, in the samples' label order.
     pub targets: TaskMap<Target>,
@@ -178,28 +179,40 @@ impl Batcher {
     }
 }
 
-/// Stacks samples into `[B, 1, H, W]` images and per-task targets.
+/// Stacks samples into `[B, C, H, W]` inputs and per-task targets.
 pub fn stack(samples: &[Sample], device: &Device) -> Result<(Tensor, TaskMap<Target>)> {
     let first = samples
         .first()
         .ok_or_else(|| DataError::Invalid("cannot stack an empty batch".into()))?;
-    let (h, w) = (first.image.height, first.image.width);
-    let mut pixels = Vec::with_capacity(samples.len() * h * w);
+    let (c, h, w) = (first.image.channels, first.image.height, first.image.width);
+    let mut pixels = Vec::with_capacity(samples.len() * c * h * w);
     for (i, s) in samples.iter().enumerate() {
-        if (s.image.height, s.image.width) != (h, w) || s.image.pixels.len() != h * w {
+        let img = &s.image;
+        if (img.channels, img.height, img.width) != (c, h, w) || img.pixels.len() != c * h * w {
             return Err(DataError::Invalid(format!(
-                "sample {i} of the batch is {}x{}, the first is {w}x{h}",
-                s.image.width, s.image.height
+                "sample {i} of the batch is {}x{}x{}, the first is {c}x{w}x{h}",
+                img.channels, img.width, img.height
             )));
         }
-        pixels.extend_from_slice(&s.image.pixels);
+        pixels.extend_from_slice(&img.pixels);
     }
-    let input = Tensor::from_vec(pixels, (samples.len(), 1, h, w), device)?;
+    let input = Tensor::from_vec(pixels, (samples.len(), c, h, w), device)?;
     let mut targets = TaskMap::new();
     for (task, _) in first.labels.iter() {
         targets.insert(task, stack_task(samples, task, device)?);
     }
     Ok((input, targets))
+}
+
+/// What the labelled samples of a task hold, decided by the first labelled one.
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    /// `[B, D]` f32 (points or values).
+    Real(usize),
+    /// `[B]` u32.
+    Class,
+    /// `[B]` f32 in {0, 1}.
+    Binary,
 }
 
 fn stack_task(samples: &[Sample], task: &str, device: &Device) -> Result<Target> {
@@ -213,11 +226,20 @@ fn stack_task(samples: &[Sample], task: &str, device: &Device) -> Result<Target>
                 .ok_or_else(|| DataError::Invalid(format!("sample {i} has no label for {task}")))
         })
         .collect::<Result<_>>()?;
-    let dim = labels.iter().find_map(|l| match l {
-        Label::Points(p) => Some(Some(p.len())),
-        Label::Class(_) => Some(None),
-        Label::Missing => None,
-    });
+    let shape = labels
+        .iter()
+        .find_map(|l| match l {
+            Label::Points(p) | Label::Values(p) => Some(Shape::Real(p.len())),
+            Label::Class(_) => Some(Shape::Class),
+            Label::Binary(_) => Some(Shape::Binary),
+            Label::Missing => None,
+        })
+        .unwrap_or(Shape::Class);
+    let mismatch = |i: usize| {
+        DataError::Invalid(format!(
+            "sample {i}: label {task} is not of the kind of the batch's first labelled sample"
+        ))
+    };
     let mask: Vec<f32> = labels
         .iter()
         .map(|l| {
@@ -228,33 +250,41 @@ fn stack_task(samples: &[Sample], task: &str, device: &Device) -> Result<Target>
             }
         })
         .collect();
-    let values = match dim {
-        Some(Some(d)) => {
+    let values = match shape {
+        Shape::Real(d) => {
             let mut v = Vec::with_capacity(b * d);
             for (i, l) in labels.iter().enumerate() {
                 match l {
-                    Label::Points(p) if p.len() == d => v.extend_from_slice(p),
+                    Label::Points(p) | Label::Values(p) if p.len() == d => v.extend_from_slice(p),
                     Label::Missing => v.resize(v.len() + d, 0.0),
-                    _ => {
+                    Label::Points(_) | Label::Values(_) => {
                         return Err(DataError::Invalid(format!(
                             "sample {i}: label {task} does not match the batch's {d} values"
                         )))
                     }
+                    _ => return Err(mismatch(i)),
                 }
             }
             Tensor::from_vec(v, (b, d), device)?
         }
-        Some(None) | None => {
+        Shape::Class => {
             let mut v = Vec::with_capacity(b);
             for (i, l) in labels.iter().enumerate() {
                 match l {
                     Label::Class(c) => v.push(*c),
                     Label::Missing => v.push(0),
-                    Label::Points(_) => {
-                        return Err(DataError::Invalid(format!(
-                            "sample {i}: label {task} is points, the batch's are classes"
-                        )))
-                    }
+                    _ => return Err(mismatch(i)),
+                }
+            }
+            Tensor::from_vec(v, b, device)?
+        }
+        Shape::Binary => {
+            let mut v = Vec::with_capacity(b);
+            for (i, l) in labels.iter().enumerate() {
+                match l {
+                    Label::Binary(y) => v.push(if *y { 1f32 } else { 0.0 }),
+                    Label::Missing => v.push(0.0),
+                    _ => return Err(mismatch(i)),
                 }
             }
             Tensor::from_vec(v, b, device)?

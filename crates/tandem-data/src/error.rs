@@ -31,6 +31,20 @@ pub enum DataError {
         /// What is wrong.
         reason: String,
     },
+    /// A problem in a table (CSV) file: a cell, a row, the header, or an option naming columns.
+    /// Lines count from 1, the header being line 1; `column` is the header name (empty when no
+    /// one column is at fault, and then not shown).
+    #[error("{}: line {line}{}: {reason}", file.display(), crate::table::at_column(column))]
+    Table {
+        /// The table file (as given).
+        file: PathBuf,
+        /// 1-based line number in the file (1 = the header).
+        line: usize,
+        /// The column's header name, or empty.
+        column: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Reading a file or folder failed.
     #[error("{}: {source}", path.display())]
     Io {

@@ -24,13 +24,15 @@ mod error;
 pub mod mtfl;
 mod sample;
 mod synth;
+pub mod table;
 
 pub use batch::{sample_rng, Batch, Batcher, Transform};
 pub use dataset::{Dataset, Subset};
 pub use error::{DataError, Result};
 pub use mtfl::{Mtfl, MtflOptions};
-pub use sample::{GrayImage, Label, Sample};
+pub use sample::{GrayImage, Image, Label, Sample};
 pub use synth::{Attributes, FaceParams, SynthConfig, SynthFaces, POSE_YAW_DEG};
+pub use table::{FeatureStats, Table, TableOptions, TableSplits, TableTask, TableTaskKind};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -3,8 +3,17 @@
 //! Predictions and targets are `[B, 2n]`: `[x1..xn, y1..yn]` (MTFL's order) normalised to the
 //! input image (`x / width`, `y / height`), so `0 ≤ x, y ≤ 1` inside the image.
 //!
-//! **Loss** (per labelled sample, averaged over labelled samples):
-//! `L = Σ_{j=1}^{2n} (ŷ_j − y_j)²`.
+//! **Loss** (per labelled sample, averaged over labelled samples), by [`RegressionLoss`]:
+//!
+//! - `Mse` (the default): `L = Σ_{j=1}^{2n} (ŷ_j − y_j)²`;
+//! - `L1`: `L = Σ_{j=1}^{2n} |ŷ_j − y_j|`;
+//! - `SmoothL1`: `L = Σ_{j=1}^{2n} s(ŷ_j − y_j)`, `s(d) = 0.5·d²` if `|d| < 1`, else
+//!   `|d| − 0.5` (PyTorch's `SmoothL1Loss` with `β = 1`).
+//!
+//! Unlike [`RegressionTask`](crate::RegressionTask), which averages over its columns, the
+//! landmark loss **sums** over the `2n` coordinates: this is the loss tandem's landmark results
+//! were trained with, and the default `Mse` path computes it with the very same operations as
+//! before `with_loss` existed, so those results stay bit-identical.
 //!
 //! **NME** of one face, in percent: the mean point-to-point error normalised by the
 //! inter-ocular distance (points 1 and 2, the eye centres),
@@ -12,7 +21,7 @@
 //! same as pixels for square inputs). **Failure rate**: percentage of faces with NME > 10 %.
 //! The reported `nme` is the mean over faces.
 use crate::metric::{mask_vec, masked_mean};
-use crate::{Metric, MetricValues, Task, TaskKind};
+use crate::{Metric, MetricValues, RegressionLoss, Task, TaskKind};
 use candle_core::{Result, Tensor, D};
 use tandem_tensor::Target;
 
@@ -25,15 +34,18 @@ pub struct LandmarkTask {
     name: String,
     points: usize,
     auxiliary: bool,
+    loss: RegressionLoss,
 }
 
 impl LandmarkTask {
-    /// A main task named `name` predicting `points` landmarks (the first two are the eyes).
+    /// A main task named `name` predicting `points` landmarks (the first two are the eyes),
+    /// with the squared-error loss.
     pub fn new(name: impl Into<String>, points: usize) -> Self {
         Self {
             name: name.into(),
             points,
             auxiliary: false,
+            loss: RegressionLoss::default(),
         }
     }
 
@@ -43,9 +55,22 @@ impl LandmarkTask {
         self
     }
 
+    /// Uses `loss` on each coordinate, summed over the `2n` coordinates of a face.
+    /// [`RegressionLoss::Mse`] (the default) is `Σ_j (ŷ_j − y_j)²`, bit-identical to the loss
+    /// of a task built without `with_loss`.
+    pub fn with_loss(mut self, loss: RegressionLoss) -> Self {
+        self.loss = loss;
+        self
+    }
+
     /// Number of landmarks.
     pub fn points(&self) -> usize {
         self.points
+    }
+
+    /// The per-coordinate loss.
+    pub fn regression_loss(&self) -> RegressionLoss {
+        self.loss
     }
 }
 
@@ -74,7 +99,13 @@ impl Task for LandmarkTask {
                 self.out_dim()
             )
         }
-        let per_sample = (prediction - &target.values)?.sqr()?.sum(D::Minus1)?;
+        let per_sample = match self.loss {
+            // Exactly the operations of the original L2 loss: keep results bit-identical.
+            RegressionLoss::Mse => (prediction - &target.values)?.sqr()?.sum(D::Minus1)?,
+            loss => loss
+                .elementwise(&(prediction - &target.values)?)?
+                .sum(D::Minus1)?,
+        };
         masked_mean(&per_sample, target)
     }
     fn metrics(&self) -> Box<dyn Metric> {
@@ -227,5 +258,127 @@ mod tests {
             .map(|e| e.to_string());
         assert!(e.unwrap_or_default().contains("task lm"));
         Ok(())
+    }
+
+    /// The faces of `nme_and_failure_rate_by_hand`, every coordinate off by less than 1.
+    /// L1: face A 5·0.03 + 5·0.04 = 0.35, face B 0.2 → mean 0.275. Smooth L1 (all |d| < 1, so
+    /// half the squares): face A 0.5·0.0125, face B 0.5·0.04 → mean 0.013125. Both sum over
+    /// the 10 coordinates, as the MSE loss does.
+    #[test]
+    fn l1_and_smooth_l1_sum_over_coordinates() -> Result<()> {
+        let truth = [0.3f32, 0.7, 0.5, 0.35, 0.65, 0.4, 0.4, 0.55, 0.75, 0.75];
+        let mut a = truth;
+        for v in a.iter_mut().take(5) {
+            *v += 0.03;
+        }
+        for v in a.iter_mut().skip(5) {
+            *v += 0.04;
+        }
+        let mut b = truth;
+        b[2] += 0.2;
+        let dev = Device::Cpu;
+        let pred = Tensor::new(&[a, b], &dev)?;
+        let target = Target::new(Tensor::new(&[truth, truth], &dev)?);
+        let task = LandmarkTask::new("lm", 5);
+        assert_eq!(task.regression_loss(), RegressionLoss::Mse);
+        let l1 = task.clone().with_loss(RegressionLoss::L1);
+        assert_eq!(l1.regression_loss(), RegressionLoss::L1);
+        let l = l1.loss(&pred, &target)?.to_scalar::<f32>()?;
+        assert!((l - 0.275).abs() < 1e-6, "{l}");
+        let l = task
+            .with_loss(RegressionLoss::SmoothL1)
+            .loss(&pred, &target)?
+            .to_scalar::<f32>()?;
+        assert!((l - 0.013125).abs() < 1e-7, "{l}");
+        // Differences of 2 and −3 take the linear branch: (2 − 0.5) + (3 − 0.5) = 4, and the
+        // zero differences add nothing.
+        let mut far = truth;
+        far[0] += 2.0;
+        far[6] -= 3.0;
+        let l = LandmarkTask::new("lm", 5)
+            .with_loss(RegressionLoss::SmoothL1)
+            .loss(
+                &Tensor::new(&[far], &dev)?,
+                &Target::new(Tensor::new(&[truth], &dev)?),
+            )?
+            .to_scalar::<f32>()?;
+        assert!((l - 4.0).abs() < 1e-5, "{l}");
+        Ok(())
+    }
+
+    /// The default loss, and `with_loss(Mse)`, are bit for bit the original expression
+    /// `masked_mean(Σ_j (ŷ_j − y_j)²)`, masked or not.
+    #[test]
+    fn mse_is_bit_identical_to_the_original_l2_loss() -> Result<()> {
+        let dev = Device::Cpu;
+        let pred = Tensor::new(
+            &[
+                [0.11f32, 0.93, 0.47, 0.2],
+                [0.31, 0.52, 0.77, 0.05],
+                [0.6, 0.4, 0.3, 0.9],
+            ],
+            &dev,
+        )?;
+        let truth = Tensor::new(
+            &[
+                [0.1f32, 0.9, 0.5, 0.25],
+                [0.3, 0.6, 0.7, 0.1],
+                [0.0, 0.0, 0.0, 0.0],
+            ],
+            &dev,
+        )?;
+        for target in [
+            Target::new(truth.clone()),
+            Target::masked(truth.clone(), Tensor::new(&[1f32, 1., 0.], &dev)?),
+        ] {
+            let original = masked_mean(&(&pred - &target.values)?.sqr()?.sum(D::Minus1)?, &target)?
+                .to_scalar::<f32>()?;
+            for task in [
+                LandmarkTask::new("lm", 2),
+                LandmarkTask::new("lm", 2).with_loss(RegressionLoss::Mse),
+            ] {
+                let l = task.loss(&pred, &target)?.to_scalar::<f32>()?;
+                assert_eq!(l.to_bits(), original.to_bits());
+            }
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        /// The masked loss equals the loss over only the labelled faces, for every loss.
+        #[test]
+        fn masked_loss_equals_loss_of_labelled_faces(
+            faces in proptest::collection::vec(
+                (
+                    proptest::collection::vec(-2f32..2.0, 16),
+                    proptest::bool::ANY,
+                ),
+                1..6,
+            ),
+            which in 0usize..3,
+        ) {
+            let loss = [RegressionLoss::Mse, RegressionLoss::L1, RegressionLoss::SmoothL1][which];
+            let task = LandmarkTask::new("lm", 4).with_loss(loss);
+            let dev = Device::Cpu;
+            // Each face: 8 predicted then 8 true coordinates.
+            let loss_of = |faces: &[&(Vec<f32>, bool)], mask: Option<Vec<f32>>| {
+                let b = faces.len();
+                let p: Vec<f32> = faces.iter().flat_map(|f| f.0[..8].to_vec()).collect();
+                let y: Vec<f32> = faces.iter().flat_map(|f| f.0[8..].to_vec()).collect();
+                let y = Tensor::from_vec(y, (b, 8), &dev)?;
+                let target = match mask {
+                    Some(m) => Target::masked(y, Tensor::new(m.as_slice(), &dev)?),
+                    None => Target::new(y),
+                };
+                task.loss(&Tensor::from_vec(p, (b, 8), &dev)?, &target)?.to_scalar::<f32>()
+            };
+            let all: Vec<_> = faces.iter().collect();
+            let mask = faces.iter().map(|f| f32::from(u8::from(f.1))).collect();
+            let masked = loss_of(&all, Some(mask))?;
+            let kept: Vec<_> = faces.iter().filter(|f| f.1).collect();
+            let plain = if kept.is_empty() { 0.0 } else { loss_of(&kept, None)? };
+            let tol = 1e-5 * plain.abs().max(1.0);
+            proptest::prop_assert!((masked - plain).abs() <= tol, "{masked} vs {plain}");
+        }
     }
 }

@@ -7,6 +7,10 @@
 //! - [`Conv2d`], [`Activation`], [`max_pool2x2`]: the trunk's
 //!   layers, running on tandem's CPU kernels by default ([`KernelBackend::Tandem`]).
 //! - [`Tcdcn`]: the TCDCN trunk of Zhang et al. (ECCV 2014) for 40×40 grayscale faces.
+//! - [`Mlp`]: a multilayer perceptron trunk for tabular inputs (`[B, D]` or `[B, D, 1, 1]`),
+//!   with deterministic, seeded inverted dropout.
+//! - [`Trunk`] / [`TrunkConfig`]: either trunk, chosen by a config's `kind` (`"tcdcn"`, the
+//!   default when `kind` is absent, or `"mlp"`).
 //! - [`CrossStitchUnit`]: a learnable `T×T` mix of task columns' activations (Misra et al.
 //!   2016).
 //!
@@ -30,16 +34,20 @@ mod backbone;
 mod conv;
 mod cross_stitch;
 mod error;
+mod mlp;
 mod tcdcn;
+mod trunk;
 
 pub use activation::Activation;
 pub use backbone::Backbone;
 pub use conv::Conv2d;
 pub use cross_stitch::{initial_alpha, CrossStitchUnit};
 pub use error::{LayerError, Result};
+pub use mlp::{Mlp, MlpConfig};
 pub use tandem_tensor::ops::{max_pool2x2, Backend as KernelBackend};
 pub use tandem_tensor::torch_linear;
 pub use tcdcn::{Tcdcn, TcdcnConfig};
+pub use trunk::{Trunk, TrunkConfig};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,4 +1,4 @@
-//! [`Sharing`]: choose a strategy by configuration.
+//! [`SharingConfig`]: choose a strategy by configuration.
 //!
 //! In TOML the strategy is a table with a `kind` tag and the variant's own fields, all of
 //! them optional (defaults in brackets):
@@ -13,6 +13,7 @@
 //! stages = ["conv1", "conv2", "conv3", "conv4", "fc"]   # [every stage]
 //! self_weight = 0.9                    #   [0.9]: α_ii; the rest share 1 − self_weight
 //! ```
+use crate::stages::TCDCN_STAGES;
 use crate::{
     CrossStitch, CrossStitchConfig, HardSharing, Independent, MultiTaskNet, Result, SoftConfig,
     SoftSharing, TieMode,
@@ -20,13 +21,13 @@ use crate::{
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 use tandem_heads::TaskSet;
-use tandem_layers::{Tcdcn, TcdcnConfig};
+use tandem_layers::{Backbone, Trunk, TrunkConfig};
 
 /// A sharing strategy as configuration (`kind = "hard"` in TOML). Unknown fields are errors,
 /// for every variant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(from = "Repr", into = "Repr")]
-pub enum Sharing {
+pub enum SharingConfig {
     /// One column per task ([`Independent`]).
     Independent,
     /// One trunk, a head per task ([`HardSharing`]).
@@ -38,7 +39,7 @@ pub enum Sharing {
     CrossStitch(CrossStitchConfig),
 }
 
-/// The serde form of [`Sharing`]. serde ignores extra fields next to the tag of a unit
+/// The serde form of [`SharingConfig`]. serde ignores extra fields next to the tag of a unit
 /// variant even under `deny_unknown_fields`; empty struct variants reject them.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -49,7 +50,7 @@ enum Repr {
     CrossStitch(CrossStitchConfig),
 }
 
-impl From<Repr> for Sharing {
+impl From<Repr> for SharingConfig {
     fn from(r: Repr) -> Self {
         match r {
             Repr::Independent {} => Self::Independent,
@@ -60,36 +61,74 @@ impl From<Repr> for Sharing {
     }
 }
 
-impl From<Sharing> for Repr {
-    fn from(s: Sharing) -> Self {
+impl From<SharingConfig> for Repr {
+    fn from(s: SharingConfig) -> Self {
         match s {
-            Sharing::Independent => Self::Independent {},
-            Sharing::Hard => Self::Hard {},
-            Sharing::Soft(c) => Self::Soft(c),
-            Sharing::CrossStitch(c) => Self::CrossStitch(c),
+            SharingConfig::Independent => Self::Independent {},
+            SharingConfig::Hard => Self::Hard {},
+            SharingConfig::Soft(c) => Self::Soft(c),
+            SharingConfig::CrossStitch(c) => Self::CrossStitch(c),
         }
     }
 }
 
-impl Sharing {
-    /// Builds the network with TCDCN trunks of `trunk` configuration, parameters under `vb`
-    /// (`trunk.*` or `columns.<task>.*`, `stitch.<stage>`, and `heads.<task>.*`).
+impl SharingConfig {
+    /// Builds the network with trunks (or columns) of the `trunk` configuration, parameters
+    /// under `vb` (`trunk.*` or `columns.<task>.*`, `stitch.<stage>`, and `heads.<task>.*`).
+    ///
+    /// The default stage lists of soft sharing and cross-stitch units name the TCDCN trunk's
+    /// stages; on a trunk without those stages (the MLP's `fc1`, `fc2`, …) a default list
+    /// means every stage of that trunk, so `kind = "soft"` alone works on any trunk.
     pub fn build(
         &self,
-        trunk: &TcdcnConfig,
+        trunk: &TrunkConfig,
         tasks: &TaskSet,
         vb: VarBuilder,
     ) -> Result<Box<dyn MultiTaskNet>> {
-        let column = |vb: VarBuilder| Tcdcn::new(trunk.clone(), vb);
-        Ok(match self {
+        let column = |vb: VarBuilder| Trunk::new(trunk, vb);
+        let this = self.for_trunk(trunk)?;
+        Ok(match &this {
             Self::Independent => Box::new(Independent::new(tasks, vb, column)?),
             Self::Hard => Box::new(HardSharing::new(
-                Tcdcn::new(trunk.clone(), vb.pp("trunk"))?,
+                Trunk::new(trunk, vb.pp("trunk"))?,
                 tasks,
                 vb.pp("heads"),
             )?),
             Self::Soft(config) => Box::new(SoftSharing::new(config, tasks, vb, column)?),
             Self::CrossStitch(config) => Box::new(CrossStitch::new(config, tasks, vb, column)?),
+        })
+    }
+
+    /// This configuration with default (TCDCN) stage lists replaced by every stage of
+    /// `trunk` when `trunk` lacks the TCDCN stages.
+    fn for_trunk(&self, trunk: &TrunkConfig) -> Result<Self> {
+        let defaults: Vec<String> = TCDCN_STAGES.iter().map(|s| s.to_string()).collect();
+        let stages = || -> Result<Vec<String>> {
+            let probe = VarBuilder::zeros(candle_core::DType::F32, &candle_core::Device::Cpu);
+            let t = Trunk::new(trunk, probe)?;
+            Ok((0..t.num_stages()).map(|k| t.stage_name(k)).collect())
+        };
+        Ok(match self {
+            Self::Soft(c) if c.ties.keys().cloned().collect::<Vec<_>>() == defaults => {
+                let names = stages()?;
+                if names == defaults {
+                    self.clone()
+                } else {
+                    let mode = c.uniform_mode().unwrap_or(TieMode::Parameters);
+                    Self::Soft(SoftConfig {
+                        lambda: c.lambda,
+                        ties: names.into_iter().map(|n| (n, mode)).collect(),
+                    })
+                }
+            }
+            Self::CrossStitch(c) if c.stages == defaults => {
+                let names = stages()?;
+                Self::CrossStitch(CrossStitchConfig {
+                    stages: names,
+                    ..c.clone()
+                })
+            }
+            _ => self.clone(),
         })
     }
 
@@ -127,18 +166,18 @@ mod tests {
     use std::collections::BTreeMap;
     use tandem_heads::{ClassTask, LandmarkTask};
 
-    fn parse(s: &str) -> std::result::Result<Sharing, toml::de::Error> {
+    fn parse(s: &str) -> std::result::Result<SharingConfig, toml::de::Error> {
         toml::from_str(s)
     }
 
     #[test]
     fn toml_variants_defaults_and_keys() -> std::result::Result<(), Box<dyn std::error::Error>> {
-        assert_eq!(parse(r#"kind = "hard""#)?, Sharing::Hard);
-        assert_eq!(parse(r#"kind = "independent""#)?, Sharing::Independent);
+        assert_eq!(parse(r#"kind = "hard""#)?, SharingConfig::Hard);
+        assert_eq!(parse(r#"kind = "independent""#)?, SharingConfig::Independent);
         let soft = parse(r#"kind = "soft""#)?;
-        assert_eq!(soft, Sharing::Soft(SoftConfig::default()));
+        assert_eq!(soft, SharingConfig::Soft(SoftConfig::default()));
         assert_eq!(soft.key(), "soft_parameters");
-        let Sharing::Soft(c) = &soft else { panic!() };
+        let SharingConfig::Soft(c) = &soft else { panic!() };
         assert_eq!(c.lambda, 1e-3);
         assert_eq!(
             c.ties.keys().collect::<Vec<_>>(),
@@ -150,13 +189,13 @@ mod tests {
             parse("kind = \"soft\"\nties = { conv1 = \"activations\", fc = \"parameters\" }")?;
         assert_eq!(mixed.key(), "soft");
         assert_eq!(
-            Sharing::Soft(SoftConfig::activations()).key(),
+            SharingConfig::Soft(SoftConfig::activations()).key(),
             "soft_activations"
         );
         let cs = parse("kind = \"cross_stitch\"\nstages = [\"conv2\", \"fc\"]")?;
         assert_eq!(
             cs,
-            Sharing::CrossStitch(CrossStitchConfig {
+            SharingConfig::CrossStitch(CrossStitchConfig {
                 stages: vec!["conv2".into(), "fc".into()],
                 self_weight: 0.9,
                 groups: vec![],
@@ -165,10 +204,10 @@ mod tests {
         assert_eq!(cs.key(), "cross_stitch");
         assert_eq!(
             parse(r#"kind = "cross_stitch""#)?,
-            Sharing::CrossStitch(CrossStitchConfig::default())
+            SharingConfig::CrossStitch(CrossStitchConfig::default())
         );
         // Round trip.
-        for s in [soft, act, mixed, cs, Sharing::Hard, Sharing::Independent] {
+        for s in [soft, act, mixed, cs, SharingConfig::Hard, SharingConfig::Independent] {
             assert_eq!(parse(&toml::to_string(&s)?)?, s);
         }
         Ok(())
@@ -194,21 +233,21 @@ mod tests {
             .with(ClassTask::new("smile", 2).auxiliary());
         let mut names = BTreeMap::new();
         for s in [
-            Sharing::Independent,
-            Sharing::Hard,
-            Sharing::Soft(SoftConfig::parameters()),
-            Sharing::Soft(SoftConfig::activations()),
-            Sharing::CrossStitch(CrossStitchConfig::default()),
+            SharingConfig::Independent,
+            SharingConfig::Hard,
+            SharingConfig::Soft(SoftConfig::parameters()),
+            SharingConfig::Soft(SoftConfig::activations()),
+            SharingConfig::CrossStitch(CrossStitchConfig::default()),
         ] {
             let vars = VarMap::new();
             let vb = tandem_tensor::seeded_var_builder(&vars, 1, DType::F32, &Device::Cpu);
-            let net = s.build(&TcdcnConfig::default(), &tasks, vb)?;
+            let net = s.build(&TrunkConfig::default(), &tasks, vb)?;
             let x = candle_core::Tensor::zeros((2, 1, 40, 40), DType::F32, &Device::Cpu)?;
             let out = net.forward_t(&x, true)?;
             assert_eq!(out.predictions["smile"].dims(), &[2, 2]);
             assert_eq!(
                 out.penalty.is_some(),
-                matches!(s, Sharing::Soft(_)),
+                matches!(s, SharingConfig::Soft(_)),
                 "{}",
                 s.key()
             );

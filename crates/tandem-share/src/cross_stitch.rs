@@ -42,7 +42,7 @@ use tandem_layers::{Backbone, CrossStitchUnit};
 use tandem_tensor::TaskMap;
 
 /// Configuration of [`CrossStitch`] (`kind = "cross_stitch"` in a
-/// [`Sharing`](crate::Sharing)).
+/// [`SharingConfig`](crate::SharingConfig)).
 ///
 /// ```toml
 /// kind = "cross_stitch"

@@ -10,7 +10,7 @@
 //! - [`CrossStitch`]: one column per task, mixed after chosen stages by learnable `T×T`
 //!   matrices (Misra et al. 2016).
 //!
-//! [`Sharing`] names any of them in a serde configuration and builds it.
+//! [`SharingConfig`] names any of them in a serde configuration and builds it.
 //!
 //! Every strategy returns a [`NetOutput`] (per-task predictions and an optional penalty the
 //! trainer adds to the objective) and names its parameter groups ([`ParamGroups`]) by
@@ -50,7 +50,7 @@ mod net;
 mod soft;
 mod stages;
 
-pub use build::Sharing;
+pub use build::SharingConfig;
 pub use cross_stitch::{CrossStitch, CrossStitchConfig};
 pub use error::{Result, ShareError};
 pub use hard::HardSharing;

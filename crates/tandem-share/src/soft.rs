@@ -62,7 +62,7 @@ pub enum TieMode {
     Activations,
 }
 
-/// Configuration of [`SoftSharing`] (`kind = "soft"` in a [`Sharing`](crate::Sharing)).
+/// Configuration of [`SoftSharing`] (`kind = "soft"` in a [`SharingConfig`](crate::SharingConfig)).
 ///
 /// ```toml
 /// kind = "soft"

@@ -30,22 +30,19 @@ pub fn evaluate(
     for batch in batcher.iter(data, 0, device) {
         let batch = batch?;
         let out = net.forward_t(&batch.input, false)?;
-        for task in tasks.iter() {
-            let name = task.name();
-            let (Some(pred), Some(target)) = (out.predictions.get(name), batch.targets.get(name))
-            else {
-                continue;
-            };
-            let n = f64::from(target.labelled()?);
-            if n == 0.0 {
-                continue;
-            }
-            let l = f64::from(task.loss(pred, target)?.to_scalar::<f32>()?);
+        let losses = crate::batch_losses(tasks, tasks.names(), &out, &batch)?;
+        for (name, l) in losses.iter() {
+            let n = f64::from(l.labelled);
+            let value = f64::from(l.loss.to_scalar::<f32>()?);
             if let (Some(s), Some(c)) = (loss_sum.get_mut(name), labelled.get_mut(name)) {
-                *s += l * n;
+                *s += value * n;
                 *c += n;
             }
-            if let Some(m) = metrics.get_mut(name) {
+            if let (Some(m), Some(pred), Some(target)) = (
+                metrics.get_mut(name),
+                out.predictions.get(name),
+                batch.targets.get(name),
+            ) {
                 m.update(pred, target)?;
             }
         }

@@ -57,6 +57,7 @@ mod evaluate;
 mod history;
 mod params;
 mod run_state;
+mod losses;
 pub mod timing;
 mod trainer;
 
@@ -67,7 +68,8 @@ pub use evaluate::{evaluate, Evaluation};
 pub use history::{improves, EpochRecord, History, Report};
 pub use run_state::RunState;
 pub use timing::FitTiming;
-pub use trainer::{EpochCallback, StepCallback, StepInfo, StopperFactory, Trainer};
+pub use losses::{batch_losses, BatchLoss};
+pub use trainer::{EpochCallback, RefitConfig, StepCallback, StepInfo, StopperFactory, Trainer};
 
 /// Weightings, optimizers, schedules and stoppers, from [`tandem_optim`] (usable without the
 /// trainer: depend on `tandem-optim` alone).

@@ -71,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Images are decoded once, cropped around their landmarks and cached. A seeded split of
     // training.txt trains and validates (training faces go through the MTFL crop with jitter
     // and mirroring); testing.txt, when present, is scored once with the best epoch.
-    let mtfl = RunData::open_mtfl(&dir, cfg.model.input_size)?;
+    let mtfl = RunData::open_mtfl(&dir, cfg.input_size().unwrap_or(40))?;
     let data = RunData::mtfl(&mtfl, &cfg, cfg.train.seed)?;
     let out = train(&cfg, &data, &Device::Cpu, |r| {
         println!("epoch {} done", r.epoch)

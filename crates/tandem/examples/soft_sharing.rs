@@ -8,7 +8,7 @@ use tandem::prelude::*;
 use tandem::share::SoftConfig;
 
 fn train(
-    sharing: &Sharing,
+    sharing: &SharingConfig,
     train: &Subset,
     val: &Subset,
 ) -> Result<f64, Box<dyn std::error::Error>> {
@@ -17,8 +17,8 @@ fn train(
         .with(ClassTask::new("smile", 2).auxiliary());
     let vars = VarMap::new();
     let vb = seeded_var_builder(&vars, 7, DType::F32, &Device::Cpu);
-    // `Sharing` builds any strategy from configuration (`sharing = { kind = "soft" }` in TOML).
-    let net = sharing.build(&TcdcnConfig::default(), &tasks, vb)?;
+    // `SharingConfig` builds any strategy from configuration (`sharing = { kind = "soft" }` in TOML).
+    let net = sharing.build(&TcdcnConfig::default().into(), &tasks, vb)?;
     let config = TrainConfig {
         epochs: 3,
         batch_size: 32,
@@ -40,11 +40,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (train_set, val_set) = Subset::split(data, 0.8, 7)?;
     // Tie every stage's parameters with λ = 1e-3 (the default); `SoftConfig::activations()`
     // ties the columns' features instead.
-    let soft = Sharing::Soft(SoftConfig {
+    let soft = SharingConfig::Soft(SoftConfig {
         lambda: 1e-3,
         ..SoftConfig::parameters()
     });
-    for sharing in [Sharing::Hard, soft] {
+    for sharing in [SharingConfig::Hard, soft] {
         let nme = train(&sharing, &train_set, &val_set)?;
         println!("{:>16}: validation landmark NME {nme:.2} %", sharing.key());
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tandem_data::{Dataset, Subset, SynthConfig, SynthFaces};
 use tandem_heads::{ClassTask, LandmarkTask, TaskSet};
 use tandem_layers::TcdcnConfig;
-use tandem_share::{CrossStitchConfig, Sharing, SoftConfig};
+use tandem_share::{CrossStitchConfig, SharingConfig, SoftConfig};
 use tandem_train::{Report, Static, TrainConfig, Trainer};
 
 /// The landmark task and two auxiliary attributes.
@@ -25,20 +25,20 @@ pub fn tasks() -> TaskSet {
 }
 
 /// Every strategy, with its default configuration.
-pub fn strategies() -> Vec<Sharing> {
+pub fn strategies() -> Vec<SharingConfig> {
     vec![
-        Sharing::Independent,
-        Sharing::Hard,
-        Sharing::Soft(SoftConfig::parameters()),
-        Sharing::Soft(SoftConfig::activations()),
-        Sharing::CrossStitch(CrossStitchConfig::default()),
+        SharingConfig::Independent,
+        SharingConfig::Hard,
+        SharingConfig::Soft(SoftConfig::parameters()),
+        SharingConfig::Soft(SoftConfig::activations()),
+        SharingConfig::CrossStitch(CrossStitchConfig::default()),
     ]
 }
 
 /// Trains `sharing` on `samples` SynthFaces of nuisance level `difficulty` (¾ train,
 /// ¼ validation) for `epochs` epochs.
 pub fn train(
-    sharing: &Sharing,
+    sharing: &SharingConfig,
     trunk: &TcdcnConfig,
     epochs: usize,
     samples: usize,
@@ -55,7 +55,7 @@ pub fn train(
     let tasks = tasks();
     let vars = VarMap::new();
     let vb = tandem_tensor::seeded_var_builder(&vars, seed, DType::F32, &Device::Cpu);
-    let net = sharing.build(trunk, &tasks, vb)?;
+    let net = sharing.build(&trunk.clone().into(), &tasks, vb)?;
     let mut config = TrainConfig {
         epochs,
         batch_size: 32,

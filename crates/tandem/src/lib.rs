@@ -49,7 +49,9 @@ mod error;
 pub mod predict;
 pub mod run;
 
-pub use config::{CropConfig, DataConfig, RefitConfig, RunConfig};
+pub use config::{
+    CropConfig, DataConfig, DataKind, RunConfig, TaskConfig, TaskKindConfig, TaskLoss,
+};
 pub use error::{Error, Result};
 pub use predict::{FaceBox, Prediction, Predictor};
 
@@ -70,7 +72,7 @@ pub mod prelude {
     pub use tandem_data::{Batcher, Dataset, Subset, SynthConfig, SynthFaces};
     pub use tandem_heads::{ClassTask, LandmarkTask, Task, TaskSet};
     pub use tandem_layers::{Backbone, Tcdcn, TcdcnConfig};
-    pub use tandem_share::{HardSharing, Independent, MultiTaskNet, Sharing};
+    pub use tandem_share::{HardSharing, Independent, MultiTaskNet, SharingConfig};
     pub use tandem_tensor::{seeded_var_builder, Target, TaskMap};
     pub use tandem_train::{Equal, Static, TrainConfig, Trainer, Weighting};
 }

@@ -213,7 +213,7 @@ impl Predictor {
 
     /// Side of the model's square input in pixels.
     pub fn input_size(&self) -> usize {
-        self.config.model.input_size
+        self.config.input_size().unwrap_or(0)
     }
 
     /// Predicts every image, each taken whole as a face crop.

@@ -4,20 +4,16 @@
 //! with the best validation main-task metric (the epoch the report's metrics come from) and,
 //! when the data has a test split, scores those variables on it.
 use crate::{Error, Result, RunConfig};
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tandem_data::mtfl::{BoxSpread, CropPolicy, FaceTransform, Mtfl, MtflOptions};
+use tandem_data::table::{Table, TableOptions};
 use tandem_data::{Batcher, Dataset, Subset, SynthFaces, Transform};
 use tandem_heads::MetricValues;
-use tandem_heads::TaskSet;
-use tandem_share::MultiTaskNet;
-use tandem_tensor::{select_vars, TaskMap};
-use tandem_train::{
-    evaluate, AdamW, AdamWConfig, CheckpointConfig, EpochRecord, FitTiming, Optimizer, Report,
-    StepInfo, Trainer,
-};
+use tandem_tensor::TaskMap;
+use tandem_train::{evaluate, CheckpointConfig, EpochRecord, FitTiming, Report, StepInfo, Trainer};
 
 /// The data of one run.
 #[derive(Clone)]
@@ -136,6 +132,31 @@ impl RunData {
         })
     }
 
+    /// A CSV table (`cfg.data.kind = "table"`, [`tandem_data::table`]): the rows its split
+    /// column assigns, else a seeded split holding out `cfg.data.val_fraction` for validation;
+    /// numeric features standardised with the training rows' statistics, or images resized to
+    /// the trunk's input size; one label per declared task.
+    pub fn table(cfg: &RunConfig, path: &Path, seed: u64) -> Result<Self> {
+        let tcdcn = cfg.model.as_tcdcn();
+        let options = TableOptions {
+            features: cfg.data.features.clone(),
+            image: cfg.data.image.clone(),
+            tasks: cfg.task.iter().map(|t| t.table_task()).collect(),
+            image_size: tcdcn.map_or(0, |t| t.input_size),
+            channels: tcdcn.map_or(1, |t| t.in_channels),
+            split_column: cfg.data.split_column.clone(),
+        };
+        let table = Table::open(path, &options)?;
+        let splits = table.splits(cfg.data.val_fraction, seed)?;
+        Ok(Self {
+            train: splits.train,
+            val: splits.val,
+            test: splits.test,
+            transform: None,
+            evals: Vec::new(),
+        })
+    }
+
     /// Opens the MTFL folder `dir` for a model of `input_size` pixels.
     pub fn open_mtfl(dir: &Path, input_size: usize) -> Result<Mtfl> {
         let options = MtflOptions {
@@ -234,6 +255,7 @@ pub fn train_with(
     on_epoch: impl FnMut(&EpochRecord) + Send + 'static,
 ) -> Result<RunOutput> {
     cfg.validate()?;
+    let cfg = &resolve_inputs(cfg, data)?;
     let cfg_json = serde_json::to_value(cfg).map_err(|e| Error::Config {
         key: "config".into(),
         reason: e.to_string(),
@@ -280,20 +302,24 @@ pub fn train_with(
         .iter()
         .map(|(n, _)| n.to_string())
         .collect();
-    if cfg.refit.epochs > 0 && !stopped.is_empty() {
-        let t_refit = std::time::Instant::now();
-        refit_heads(cfg, net.as_ref(), &tasks, &vars, data, &stopped, device)?;
-        let mut batcher = Batcher::eval(cfg.train.eval_batch_size);
-        if let Some(t) = &data.transform {
-            batcher = batcher.with_transform(t.clone());
-        }
-        let eval = evaluate(net.as_ref(), &tasks, data.val.as_ref(), &batcher, device)?;
-        for name in &stopped {
-            if let Some(m) = eval.metrics.get(name) {
-                report.best.insert(name.as_str(), m.clone());
+    if !stopped.is_empty() {
+        let refit = trainer.refit(
+            net.as_ref(),
+            &tasks,
+            &vars,
+            data.train.as_ref(),
+            data.val.as_ref(),
+            &stopped,
+            &cfg.refit,
+        )?;
+        if let Some(eval) = refit {
+            for name in &stopped {
+                if let Some(m) = eval.metrics.get(name) {
+                    report.best.insert(name.as_str(), m.clone());
+                }
             }
         }
-        timing.step_seconds += t_refit.elapsed().as_secs_f64();
+        timing = trainer.timing();
     }
     let t_test = std::time::Instant::now();
     let test = match &data.test {
@@ -328,68 +354,19 @@ pub fn train_with(
     })
 }
 
-/// Trains the own parameters of every task in `stopped` (their heads) for `cfg.refit.epochs`
-/// epochs on the training data, everything else frozen ([`crate::RefitConfig`]).
-fn refit_heads(
-    cfg: &RunConfig,
-    net: &dyn MultiTaskNet,
-    tasks: &TaskSet,
-    vars: &VarMap,
-    data: &RunData,
-    stopped: &[String],
-    device: &Device,
-) -> Result<()> {
-    let groups = net.param_groups();
-    let mut heads: Vec<(String, Var)> = Vec::new();
-    for name in stopped {
-        if let Some(prefixes) = groups.tasks.get(name) {
-            heads.extend(select_vars(vars, prefixes));
+/// `cfg` with what the data decides filled in: an MLP trunk's `in_features = 0` becomes the
+/// width of the training samples' input (a table's number of features).
+pub fn resolve_inputs(cfg: &RunConfig, data: &RunData) -> Result<RunConfig> {
+    let mut cfg = cfg.clone();
+    if let Some(mlp) = cfg.model.as_mlp_mut() {
+        if mlp.in_features == 0 {
+            if data.train.is_empty() {
+                return Err(Error::config("data", "the training split has no sample"));
+            }
+            mlp.in_features = data.train.get(0)?.image.pixels.len();
         }
     }
-    heads.sort_by(|a, b| a.0.cmp(&b.0));
-    heads.dedup_by(|a, b| a.0 == b.0);
-    if heads.is_empty() {
-        return Ok(());
-    }
-    let mut opt = AdamW::new(AdamWConfig {
-        lr: cfg.refit.lr,
-        weight_decay: 0.0,
-        ..AdamWConfig::default()
-    });
-    let mut batcher = Batcher::train(cfg.train.batch_size, cfg.train.seed);
-    if let Some(t) = &data.transform {
-        batcher = batcher.with_transform(t.clone());
-    }
-    for epoch in 0..cfg.refit.epochs {
-        for batch in batcher.iter(data.train.as_ref(), epoch, device) {
-            let batch = batch?;
-            let out = net.forward_t(&batch.input, true)?;
-            let mut total: Option<Tensor> = None;
-            for name in stopped {
-                let (Some(task), Some(pred), Some(target)) = (
-                    tasks.get(name),
-                    out.predictions.get(name),
-                    batch.targets.get(name),
-                ) else {
-                    continue;
-                };
-                // As in a training step: a batch without labels for the task adds nothing.
-                if target.labelled()? <= 0.0 {
-                    continue;
-                }
-                let loss = task.loss(pred, target)?;
-                total = Some(match total {
-                    Some(t) => (t + loss)?,
-                    None => loss,
-                });
-            }
-            if let Some(loss) = total {
-                let grads = loss.backward()?;
-                opt.step(&heads, &grads, cfg.refit.lr)?;
-            }
-        }
-    }
-    Ok(())
+    Ok(cfg)
 }
 
 /// Sets the process up for fast CPU training: candle's element-wise ops on the calling thread

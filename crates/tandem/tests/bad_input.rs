@@ -301,7 +301,9 @@ fn trainer_checkpoints(m: &mut Matrix) {
         &["train.seed (checkpoint 3, now 4)"],
     );
     let mut bigger = cfg.clone();
-    bigger.model.feature_dim = 32;
+    if let Some(t) = bigger.model.as_tcdcn_mut() {
+        t.feature_dim = 32;
+    }
     m.check(
         "trainer checkpoint: tensors of another model",
         train_with(&bigger, &data, &Device::Cpu, &resume, |_| {}),

@@ -105,7 +105,7 @@ fn open_data(dir: &Path, experiments: &[Experiment]) -> Result<Mtfl> {
     let mut sizes = experiments
         .iter()
         .flat_map(|e| &e.variants)
-        .map(|v| v.config.model.input_size);
+        .map(|v| v.config.input_size().unwrap_or(40));
     let size = sizes.next().unwrap_or(40);
     if sizes.any(|s| s != size) {
         bail!("every variant must use one model.input_size with real data");

@@ -100,11 +100,11 @@ impl FaceTable {
     pub fn image(&self, i: usize) -> Option<GrayImage> {
         let n = self.size * self.size;
         let px = self.pixels.get(i * n..(i + 1) * n)?;
-        Some(GrayImage {
-            width: self.size,
-            height: self.size,
-            pixels: px.iter().map(|&p| f32::from(p) / 255.0).collect(),
-        })
+        Some(GrayImage::gray(
+            self.size,
+            self.size,
+            px.iter().map(|&p| f32::from(p) / 255.0).collect(),
+        ))
     }
 }
 

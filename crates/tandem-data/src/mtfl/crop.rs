@@ -409,11 +409,7 @@ fn box_downsample(src: &GrayImage, d: usize) -> GrayImage {
         .zip(&counts)
         .map(|(&s, &c)| s / c.max(1) as f32)
         .collect();
-    GrayImage {
-        width: w,
-        height: h,
-        pixels,
-    }
+    GrayImage::gray(w, h, pixels)
 }
 
 /// Bilinear resampling with `⌈f⌉ × ⌈f⌉` supersampling for a shrink factor `f` (at most 8 × 8).

@@ -97,11 +97,7 @@ pub fn decode_gray(bytes: &[u8], limits: &DecodeLimits) -> std::result::Result<G
         .into_iter()
         .map(|p| f32::from(p) / 255.0)
         .collect();
-    Ok(GrayImage {
-        width,
-        height,
-        pixels,
-    })
+    Ok(GrayImage::gray(width, height, pixels))
 }
 
 #[cfg(test)]

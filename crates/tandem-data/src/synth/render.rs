@@ -434,11 +434,7 @@ pub(crate) fn render(
             *v = (*v + sigma * e).clamp(0.0, 1.0);
         }
     }
-    GrayImage {
-        width: size,
-        height: size,
-        pixels: c.px,
-    }
+    GrayImage::gray(size, size, c.px)
 }
 
 /// The face outline's centre `u` and half-width (face frame), from the edges

@@ -88,7 +88,7 @@ impl Weighting for Dwa {
         ctx: &mut StepContext,
     ) -> candle_core::Result<Update> {
         let weights = self.weights_for(losses.keys());
-        let grads = weighted_sum(losses, &weights, ctx.penalty)?.backward()?;
+        let grads = ctx.backward(weighted_sum(losses, &weights)?)?;
         Ok(Update { grads, weights })
     }
 

@@ -24,7 +24,7 @@ impl Weighting for Equal {
         ctx: &mut StepContext,
     ) -> candle_core::Result<Update> {
         let weights = losses.map(|_, _| 1.0);
-        let grads = weighted_sum(losses, &weights, ctx.penalty)?.backward()?;
+        let grads = ctx.backward(weighted_sum(losses, &weights)?)?;
         Ok(Update { grads, weights })
     }
 }

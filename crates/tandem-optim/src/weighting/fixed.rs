@@ -37,7 +37,7 @@ impl Weighting for Static {
         ctx: &mut StepContext,
     ) -> candle_core::Result<Update> {
         let weights = losses.map(|n, _| self.weights.get(n).copied().unwrap_or(1.0));
-        let grads = weighted_sum(losses, &weights, ctx.penalty)?.backward()?;
+        let grads = ctx.backward(weighted_sum(losses, &weights)?)?;
         Ok(Update { grads, weights })
     }
 }

@@ -16,7 +16,7 @@
 //! its first step. A task absent from an epoch's training losses (stopped) is dropped at the
 //! epoch's end and the rest renormalised to sum to their count.
 //! Cost: one backward pass per task.
-use super::per_task::{combine, flat, norm, per_task_grads};
+use super::per_task::{flat, norm, per_task_grads};
 use super::{StepContext, Update, Weighting};
 use crate::state;
 use candle_core::Tensor;
@@ -147,8 +147,7 @@ impl Weighting for GradNorm {
         for (task, store) in &stores {
             norms.insert(task.clone(), norm(&flat(store, ctx.last_shared)?));
         }
-        let penalty = ctx.penalty.map(Tensor::backward).transpose()?;
-        let grads = combine(stores, &weights, ctx.trainable, penalty)?;
+        let grads = ctx.combine(stores, &weights)?;
         self.update_weights(&values, &norms);
         Ok(Update { grads, weights })
     }

@@ -28,6 +28,8 @@ mod fixed;
 mod gradnorm;
 mod pcgrad;
 mod per_task;
+
+pub use per_task::{combine, flat, per_task_grads, unflatten_into};
 mod uncertainty;
 
 pub use config::WeightingConfig;
@@ -47,7 +49,9 @@ pub struct StepContext<'a> {
     pub shared: &'a [(String, Var)],
     /// The last shared layer's parameters (GradNorm's `W`).
     pub last_shared: &'a [(String, Var)],
-    /// A penalty to add to the objective unweighted (soft sharing's tie), if any.
+    /// A penalty the trainer adds to the objective unweighted (soft sharing's tie), if any.
+    /// A weighting never adds it itself: it gets gradients through [`StepContext::backward`]
+    /// (loss-level methods) or [`StepContext::combine`] (gradient methods), which add it.
     pub penalty: Option<&'a Tensor>,
     /// A RNG seeded from the run seed and the step, for randomised methods.
     pub rng: &'a mut ChaCha8Rng,
@@ -55,6 +59,34 @@ pub struct StepContext<'a> {
     pub epoch: usize,
     /// Optimizer steps taken so far.
     pub step: u64,
+}
+
+impl StepContext<'_> {
+    /// The gradients of a loss-level method's `objective` with the trainer's penalty added:
+    /// one backward pass of `objective + penalty` (of `objective` alone without a penalty).
+    pub fn backward(&self, objective: Tensor) -> candle_core::Result<GradStore> {
+        match self.penalty {
+            Some(p) => (objective + p)?.backward(),
+            None => objective.backward(),
+        }
+    }
+
+    /// The penalty's own gradients (`None` without a penalty), for a gradient method that
+    /// assembles its update from per-task gradients and needs the penalty's share of the
+    /// shared parameters (PCGrad); pass them on to [`combine`].
+    pub fn penalty_grads(&self) -> candle_core::Result<Option<GradStore>> {
+        self.penalty.map(Tensor::backward).transpose()
+    }
+
+    /// `Σ_t w_t ∇L_t + ∇penalty` for every trainable variable, from per-task gradient stores
+    /// (see [`per_task_grads`]): the update of a gradient method, penalty included.
+    pub fn combine(
+        &self,
+        stores: Vec<(String, GradStore)>,
+        weights: &TaskMap<f64>,
+    ) -> candle_core::Result<GradStore> {
+        combine(stores, weights, self.trainable, self.penalty_grads()?)
+    }
 }
 
 /// The result of a weighting's backward pass.
@@ -99,11 +131,24 @@ pub trait Weighting: Send {
     }
 }
 
-/// `Σ_t w_t · L_t + penalty`, summed in task order.
-pub(crate) fn weighted_sum(
+/// `Σ_t w_t · L_t`, summed in task order (a task without a weight counts once); the objective
+/// of a loss-level method, to pass to [`StepContext::backward`].
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use tandem_optim::weighting::weighted_sum;
+/// use tandem_tensor::TaskMap;
+/// let dev = Device::Cpu;
+/// let losses = TaskMap::new()
+///     .with("a", Tensor::new(2f32, &dev)?)
+///     .with("b", Tensor::new(4f32, &dev)?);
+/// let weights = TaskMap::new().with("a", 0.5).with("b", 0.25);
+/// assert_eq!(weighted_sum(&losses, &weights)?.to_scalar::<f32>()?, 2.0);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn weighted_sum(
     losses: &TaskMap<Tensor>,
     weights: &TaskMap<f64>,
-    penalty: Option<&Tensor>,
 ) -> candle_core::Result<Tensor> {
     let mut total: Option<Tensor> = None;
     for (name, loss) in losses.iter() {
@@ -112,12 +157,6 @@ pub(crate) fn weighted_sum(
         total = Some(match total {
             None => term,
             Some(t) => (t + term)?,
-        });
-    }
-    if let Some(p) = penalty {
-        total = Some(match total {
-            None => p.clone(),
-            Some(t) => (t + p)?,
         });
     }
     match total {

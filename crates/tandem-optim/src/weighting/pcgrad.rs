@@ -89,7 +89,7 @@ impl Weighting for PcGrad {
             .iter()
             .map(|(_, s)| flat(s, ctx.shared))
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let penalty = ctx.penalty.map(Tensor::backward).transpose()?;
+        let penalty = ctx.penalty_grads()?;
         let mut shared = match &penalty {
             Some(p) => flat(p, ctx.shared)?,
             None => vec![0.0; task_flat.first().map_or(0, Vec::len)],

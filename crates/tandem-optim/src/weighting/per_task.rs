@@ -9,7 +9,7 @@ use candle_core::{DType, Result, Tensor, Var};
 use tandem_tensor::TaskMap;
 
 /// One backward pass per task: `∇L_t` for every tensor `L_t` reaches, in task order.
-pub(crate) fn per_task_grads(losses: &TaskMap<Tensor>) -> Result<Vec<(String, GradStore)>> {
+pub fn per_task_grads(losses: &TaskMap<Tensor>) -> Result<Vec<(String, GradStore)>> {
     losses
         .iter()
         .map(|(name, loss)| Ok((name.to_string(), loss.backward()?)))
@@ -18,7 +18,7 @@ pub(crate) fn per_task_grads(losses: &TaskMap<Tensor>) -> Result<Vec<(String, Gr
 
 /// The gradient of `vars` in `store` as one flat `f64` vector (concatenated in the given order;
 /// zeros for a variable the store has no gradient for).
-pub(crate) fn flat(store: &GradStore, vars: &[(String, Var)]) -> Result<Vec<f64>> {
+pub fn flat(store: &GradStore, vars: &[(String, Var)]) -> Result<Vec<f64>> {
     let mut out = Vec::new();
     for (_, var) in vars {
         match store.get(var.as_tensor()) {
@@ -41,7 +41,7 @@ pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 /// Writes the flat vector `values` (laid out as [`flat`] does) into `store` as the gradients of
 /// `vars`.
-pub(crate) fn unflatten_into(
+pub fn unflatten_into(
     store: &mut GradStore,
     vars: &[(String, Var)],
     values: &[f64],
@@ -63,7 +63,7 @@ pub(crate) fn unflatten_into(
 ///
 /// The result reuses the first per-task store (or the penalty's), with each variable's entry
 /// replaced by the weighted sum; a variable no task reaches keeps no gradient.
-pub(crate) fn combine(
+pub fn combine(
     stores: Vec<(String, GradStore)>,
     weights: &TaskMap<f64>,
     vars: &[(String, Var)],

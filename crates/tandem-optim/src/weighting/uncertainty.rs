@@ -91,17 +91,11 @@ impl Weighting for Uncertainty {
                 Some(t) => (t + term)?,
             });
         }
-        if let Some(p) = ctx.penalty {
-            total = Some(match total {
-                None => p.clone(),
-                Some(t) => (t + p)?,
-            });
-        }
         let Some(total) = total else {
             candle_core::bail!("no loss to optimise: every task is stopped");
         };
         Ok(Update {
-            grads: total.backward()?,
+            grads: ctx.backward(total)?,
             weights,
         })
     }

@@ -30,7 +30,10 @@ use tandem_share::MultiTaskNet;
 use tandem_tensor::TaskMap;
 
 mod epoch;
+mod refit;
 mod step;
+
+pub use refit::RefitConfig;
 
 /// Callback run after every epoch.
 pub type EpochCallback = Box<dyn FnMut(&EpochRecord) + Send>;

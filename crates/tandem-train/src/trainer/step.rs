@@ -100,26 +100,14 @@ fn task_losses(
         tensors: TaskMap::new(),
         values: Vec::new(),
     };
-    for name in active {
-        let (Some(task), Some(pred), Some(target)) = (
-            tasks.get(name),
-            out.predictions.get(name),
-            batch.targets.get(name),
-        ) else {
-            continue;
-        };
-        // Partial labels: a task with no labelled sample in this batch contributes nothing
-        // (no loss, no weight, no gradient).
-        if target.labelled()? <= 0.0 {
-            continue;
-        }
-        let loss = task.loss(pred, target)?;
-        let value = f64::from(loss.to_scalar::<f32>()?);
+    let batch_losses = crate::batch_losses(tasks, active.iter().map(String::as_str), out, batch)?;
+    for (name, l) in batch_losses {
+        let value = f64::from(l.loss.to_scalar::<f32>()?);
         if !value.is_finite() {
-            return Ok(Err(non_finite("loss", name, epoch, step)));
+            return Ok(Err(non_finite("loss", &name, epoch, step)));
         }
         losses.values.push((name.clone(), value));
-        losses.tensors.insert(name.clone(), loss);
+        losses.tensors.insert(name, l.loss);
     }
     if let Some(p) = &out.penalty {
         if !is_finite(p)? {
