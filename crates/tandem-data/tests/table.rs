@@ -389,6 +389,16 @@ fn non_numeric_feature() {
     assert!(msg.contains("`seven` is not a number"), "{msg}");
 }
 
+/// Files written with `\r\n` line ends (Python's csv module, spreadsheets) count lines the
+/// same way.
+#[test]
+fn crlf_lines_are_counted_from_the_file() {
+    let text = with_row("b,2,3,1,0,5,6").replace('\n', "\r\n")
+        + "d,4,5,1,1,0,0\r\ne,x,5,1,1,0,0\r\n";
+    let msg = fails(&text, &feature_options(), 6, "x1");
+    assert!(msg.contains("`x` is not a number"), "{msg}");
+}
+
 #[test]
 fn non_finite_feature() {
     for bad in ["inf", "nan", "NaN", "-inf", "1e400"] {

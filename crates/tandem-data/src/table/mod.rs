@@ -180,9 +180,32 @@ fn column_name(names: &[String], index: usize) -> String {
     }
 }
 
+/// Line numbers from byte offsets: the csv crate's own line count drifts on `\r\n` files, so
+/// a record's line is `1 +` the number of `\n` bytes before its first byte.
+struct LineIndex(Vec<u64>);
+
+impl LineIndex {
+    fn new(bytes: &[u8]) -> Self {
+        Self(
+            bytes
+                .iter()
+                .enumerate()
+                .filter(|(_, &b)| b == b'\n')
+                .map(|(i, _)| i as u64)
+                .collect(),
+        )
+    }
+
+    /// The 1-based line of the record at `p`. After a `\r\n` record end csv places the next
+    /// record at the `\n`; that `\n` still belongs to the line before, hence `≤`.
+    fn of(&self, p: &csv::Position) -> usize {
+        1 + self.0.partition_point(|&nl| nl <= p.byte())
+    }
+}
+
 /// A csv error as a [`DataError`], naming the line and column where csv knows them.
-fn csv_error(file: &Path, names: &[String], error: csv::Error) -> DataError {
-    let line = error.position().map_or(1, |p| p.line() as usize);
+fn csv_error(file: &Path, names: &[String], lines: &LineIndex, error: csv::Error) -> DataError {
+    let line = error.position().map_or(1, |p| lines.of(p));
     match error.into_kind() {
         csv::ErrorKind::Io(source) => DataError::Io {
             path: file.to_path_buf(),
@@ -193,7 +216,7 @@ fn csv_error(file: &Path, names: &[String], error: csv::Error) -> DataError {
             expected_len,
             len,
         } => {
-            let line = pos.map_or(line, |p| p.line() as usize);
+            let line = pos.map_or(line, |p| lines.of(&p));
             let (column, what) = if len < expected_len {
                 (column_name(names, len as usize), "missing")
             } else {
@@ -208,7 +231,7 @@ fn csv_error(file: &Path, names: &[String], error: csv::Error) -> DataError {
         }
         csv::ErrorKind::Utf8 { pos, err } => table_error(
             file,
-            pos.map_or(line, |p| p.line() as usize),
+            pos.map_or(line, |p| lines.of(&p)),
             &column_name(names, err.field()),
             "the cell is not valid UTF-8 text",
         ),
@@ -245,19 +268,20 @@ impl Table {
     /// skipped.
     pub fn open(path: &Path, options: &TableOptions) -> Result<Table> {
         options.check(path)?;
-        let file = std::fs::File::open(path).map_err(|source| DataError::Io {
+        let bytes = std::fs::read(path).map_err(|source| DataError::Io {
             path: path.to_path_buf(),
             source,
         })?;
+        let lines_of = LineIndex::new(&bytes);
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .trim(csv::Trim::All)
-            .from_reader(std::io::BufReader::new(file));
+            .from_reader(&bytes[..]);
         let header = reader
             .headers()
-            .map_err(|e| csv_error(path, &[], e))?
+            .map_err(|e| csv_error(path, &[], &lines_of, e))?
             .clone();
-        let header_line = header.position().map_or(1, |p| p.line() as usize);
+        let header_line = header.position().map_or(1, |p| lines_of.of(p));
         let names: Vec<String> = header.iter().map(str::to_string).collect();
         if names.is_empty() {
             return Err(table_error(
@@ -318,10 +342,10 @@ impl Table {
         let mut image_paths = Vec::new();
         let mut row_splits = Vec::new();
         for record in reader.records() {
-            let record = record.map_err(|e| csv_error(path, &names, e))?;
+            let record = record.map_err(|e| csv_error(path, &names, &lines_of, e))?;
             let line = record
                 .position()
-                .map_or(header_line + lines.len() + 1, |p| p.line() as usize);
+                .map_or(header_line + lines.len() + 1, |p| lines_of.of(p));
             let cell = |i: usize| record.get(i).unwrap_or("");
             let err = |i: usize, reason: String| table_error(path, line, &names[i], reason);
             for &i in &features {
