@@ -393,8 +393,8 @@ fn non_numeric_feature() {
 /// same way.
 #[test]
 fn crlf_lines_are_counted_from_the_file() {
-    let text = with_row("b,2,3,1,0,5,6").replace('\n', "\r\n")
-        + "d,4,5,1,1,0,0\r\ne,x,5,1,1,0,0\r\n";
+    let text =
+        with_row("b,2,3,1,0,5,6").replace('\n', "\r\n") + "d,4,5,1,1,0,0\r\ne,x,5,1,1,0,0\r\n";
     let msg = fails(&text, &feature_options(), 6, "x1");
     assert!(msg.contains("`x` is not a number"), "{msg}");
 }

@@ -173,11 +173,16 @@ mod tests {
     #[test]
     fn toml_variants_defaults_and_keys() -> std::result::Result<(), Box<dyn std::error::Error>> {
         assert_eq!(parse(r#"kind = "hard""#)?, SharingConfig::Hard);
-        assert_eq!(parse(r#"kind = "independent""#)?, SharingConfig::Independent);
+        assert_eq!(
+            parse(r#"kind = "independent""#)?,
+            SharingConfig::Independent
+        );
         let soft = parse(r#"kind = "soft""#)?;
         assert_eq!(soft, SharingConfig::Soft(SoftConfig::default()));
         assert_eq!(soft.key(), "soft_parameters");
-        let SharingConfig::Soft(c) = &soft else { panic!() };
+        let SharingConfig::Soft(c) = &soft else {
+            panic!()
+        };
         assert_eq!(c.lambda, 1e-3);
         assert_eq!(
             c.ties.keys().collect::<Vec<_>>(),
@@ -207,7 +212,14 @@ mod tests {
             SharingConfig::CrossStitch(CrossStitchConfig::default())
         );
         // Round trip.
-        for s in [soft, act, mixed, cs, SharingConfig::Hard, SharingConfig::Independent] {
+        for s in [
+            soft,
+            act,
+            mixed,
+            cs,
+            SharingConfig::Hard,
+            SharingConfig::Independent,
+        ] {
             assert_eq!(parse(&toml::to_string(&s)?)?, s);
         }
         Ok(())

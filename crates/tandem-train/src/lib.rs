@@ -55,9 +55,9 @@ pub mod config;
 mod error;
 mod evaluate;
 mod history;
+mod losses;
 mod params;
 mod run_state;
-mod losses;
 pub mod timing;
 mod trainer;
 
@@ -66,9 +66,9 @@ pub use config::{NonFinitePolicy, TrainConfig};
 pub use error::{Result, TrainError};
 pub use evaluate::{evaluate, Evaluation};
 pub use history::{improves, EpochRecord, History, Report};
+pub use losses::{batch_losses, BatchLoss};
 pub use run_state::RunState;
 pub use timing::FitTiming;
-pub use losses::{batch_losses, BatchLoss};
 pub use trainer::{EpochCallback, RefitConfig, StepCallback, StepInfo, StopperFactory, Trainer};
 
 /// Weightings, optimizers, schedules and stoppers, from [`tandem_optim`] (usable without the

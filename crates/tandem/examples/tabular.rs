@@ -52,7 +52,13 @@ fn write_csv(path: &std::path::Path) -> std::io::Result<()> {
         } else {
             u8::from(a + 0.3 * b > 0.0).to_string()
         };
-        let band = if b < -0.4 { 0 } else if b < 0.4 { 1 } else { 2 };
+        let band = if b < -0.4 {
+            0
+        } else if b < 0.4 {
+            1
+        } else {
+            2
+        };
         for v in &x {
             let _ = write!(text, "{v:.4},");
         }

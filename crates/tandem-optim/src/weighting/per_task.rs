@@ -41,11 +41,7 @@ pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 /// Writes the flat vector `values` (laid out as [`flat`] does) into `store` as the gradients of
 /// `vars`.
-pub fn unflatten_into(
-    store: &mut GradStore,
-    vars: &[(String, Var)],
-    values: &[f64],
-) -> Result<()> {
+pub fn unflatten_into(store: &mut GradStore, vars: &[(String, Var)], values: &[f64]) -> Result<()> {
     let mut offset = 0;
     for (name, var) in vars {
         let n = var.elem_count();

@@ -56,8 +56,8 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tandem_heads::{ClassTask, LandmarkTask, Task, TaskSet};
 use tandem_layers::{TcdcnConfig, TrunkConfig};
-use tandem_share::SharingConfig;
 use tandem_optim::{AdamWConfig, LrSchedule, OptimizerConfig, StopperConfig, WeightingConfig};
+use tandem_share::SharingConfig;
 use tandem_train::{RefitConfig, TrainConfig};
 
 /// The face tasks tandem knows by name, with their number of classes (0 for landmarks).

@@ -156,7 +156,10 @@ impl TaskConfig {
                 return Err(err("classes", "a class task needs `classes`".into()))
             }
             (TaskKindConfig::Class, Some(c)) if c < 2 => {
-                return Err(err("classes", format!("is {c}; a class task needs at least 2")))
+                return Err(err(
+                    "classes",
+                    format!("is {c}; a class task needs at least 2"),
+                ))
             }
             (TaskKindConfig::Class, Some(_)) | (_, None) => {}
             (_, Some(_)) => {
@@ -180,7 +183,11 @@ impl TaskConfig {
                 format!(
                     "{} does not fit a {kind} task; allowed: {}",
                     loss.name(),
-                    allowed.iter().map(|l| l.name()).collect::<Vec<_>>().join(", ")
+                    allowed
+                        .iter()
+                        .map(|l| l.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
@@ -196,7 +203,10 @@ impl TaskConfig {
             TaskKindConfig::Class | TaskKindConfig::Binary if columns.len() != 1 => {
                 return Err(err(
                     "columns",
-                    format!("a {kind} task reads one label column, not {}", columns.len()),
+                    format!(
+                        "a {kind} task reads one label column, not {}",
+                        columns.len()
+                    ),
                 ))
             }
             TaskKindConfig::Points if columns.len() < 4 || columns.len() % 2 != 0 => {
@@ -244,7 +254,11 @@ impl TaskConfig {
             }
             (TaskKindConfig::Points, a) => {
                 // Face data: MTFL's five landmarks; a table: 2n columns.
-                let points = if self.columns.is_empty() { 5 } else { columns / 2 };
+                let points = if self.columns.is_empty() {
+                    5
+                } else {
+                    columns / 2
+                };
                 let t = LandmarkTask::new(self.name.clone(), points).with_loss(loss);
                 if a {
                     Arc::new(t.auxiliary())
