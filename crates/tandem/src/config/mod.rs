@@ -538,4 +538,54 @@ mod tests {
             Some("landmarks".into())
         );
     }
+
+    const TABLE: &str = "[[task]]\nname = \"y\"\nkind = \"regression\"\ncolumns = [\"a\", \"b\"]\n\
+        [[task]]\nname = \"c\"\nkind = \"class\"\nclasses = 3\nmain = true\n\
+        [model]\nkind = \"mlp\"\nhidden = [8]\n[data]\nkind = \"table\"\nfeatures = [\"x\"]\n";
+
+    #[test]
+    fn declared_tasks_take_their_own_defaults_and_round_trip() {
+        let cfg = RunConfig::from_toml(TABLE, "t").unwrap();
+        assert_eq!(cfg.sharing, SharingConfig::Hard);
+        assert_eq!(cfg.weighting, WeightingConfig::Equal);
+        assert_eq!(cfg.stopper, StopperConfig::Off);
+        assert_eq!(cfg.refit.epochs, 0);
+        assert!(cfg.tasks.is_empty());
+        let set = cfg.task_set();
+        assert_eq!(set.names(), ["y", "c"]);
+        // `main` marks the class task; the other is auxiliary
+        assert_eq!(set.main().map(|t| t.name().to_string()), Some("c".into()));
+        assert_eq!(set.get("y").map(|t| t.out_dim()), Some(2));
+        let back = RunConfig::from_toml(&cfg.to_toml().unwrap(), "t").unwrap();
+        assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn a_model_of_the_base_kind_merges_key_by_key() {
+        let cfg = RunConfig::from_toml("[model]\nkind = \"tcdcn\"\nin_channels = 3", "t").unwrap();
+        let d = RunConfig::default();
+        let (Some(a), Some(b)) = (cfg.model.as_tcdcn(), d.model.as_tcdcn()) else {
+            panic!("tcdcn expected");
+        };
+        assert_eq!(a.activation, b.activation);
+        assert_eq!(a.in_channels, 3);
+    }
+
+    #[test]
+    fn declared_task_errors_name_the_key() {
+        let e = |s: &str| {
+            RunConfig::from_toml(s, "x.toml")
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(e(&format!("tasks = [\"landmarks\"]\n{TABLE}")).contains("tasks"));
+        assert!(e(&TABLE.replace("classes = 3", "classes = 1")).contains("task[1].classes"));
+        assert!(e(&TABLE.replace("main = true", "loss = \"mse\"")).contains("task[1].loss"));
+        assert!(e(&TABLE.replace("name = \"c\"", "name = \"y\"")).contains("task[1].name"));
+        assert!(e(&TABLE.replace("features = [\"x\"]", "")).contains("data.features"));
+        assert!(e(&TABLE.replace("kind = \"mlp\"\nhidden = [8]", "")).contains("model.kind"));
+        assert!(e(&TABLE.replace("kind = \"table\"", "kind = \"synth\"")).contains("model.kind"));
+        assert!(e(&TABLE.replace("kind = \"class\"", "kind = \"ordinal\"")).contains("ordinal"));
+    }
 }

@@ -209,7 +209,7 @@ impl TaskConfig {
                     ),
                 ))
             }
-            TaskKindConfig::Points if columns.len() < 4 || columns.len() % 2 != 0 => {
+            TaskKindConfig::Points if columns.len() < 4 || !columns.len().is_multiple_of(2) => {
                 return Err(err(
                     "columns",
                     format!(
