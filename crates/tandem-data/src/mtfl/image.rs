@@ -54,24 +54,27 @@ pub fn read_gray(path: &Path, limits: &DecodeLimits) -> std::result::Result<Gray
     decode_gray(&bytes, limits)
 }
 
-/// Decodes JPEG or PNG bytes to a grayscale image with values in `[0, 1]`.
-pub fn decode_gray(bytes: &[u8], limits: &DecodeLimits) -> std::result::Result<GrayImage, String> {
+/// Decodes JPEG or PNG bytes within `limits` (MTFL faces and image tables alike); the error
+/// says what is wrong with the bytes (the caller names the file).
+pub fn decode(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+) -> std::result::Result<image::DynamicImage, String> {
     if bytes.is_empty() {
         return Err("is empty".into());
     }
-    let mut reader = image::ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| format!("cannot be read: {e}"))?;
-    match reader.format() {
+    let reader = || {
+        image::ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| format!("cannot be read: {e}"))
+    };
+    let mut decoder = reader()?;
+    match decoder.format() {
         Some(ImageFormat::Jpeg) | Some(ImageFormat::Png) => {}
         Some(other) => return Err(format!("is {other:?}, not a JPEG or PNG image")),
         None => return Err("is not a JPEG or PNG image".into()),
     }
-    if let Ok((w, h)) = image::ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(image::ImageError::IoError)
-        .and_then(|r| r.into_dimensions())
-    {
+    if let Ok((w, h)) = reader()?.into_dimensions() {
         if w > limits.max_width || h > limits.max_height {
             return Err(format!(
                 "claims {w}x{h} pixels, more than the limit of {}x{}",
@@ -83,10 +86,15 @@ pub fn decode_gray(bytes: &[u8], limits: &DecodeLimits) -> std::result::Result<G
     l.max_image_width = Some(limits.max_width);
     l.max_image_height = Some(limits.max_height);
     l.max_alloc = Some(limits.max_alloc);
-    reader.limits(l);
-    let decoded = reader
+    decoder.limits(l);
+    decoder
         .decode()
-        .map_err(|e| format!("cannot be decoded: {e}"))?;
+        .map_err(|e| format!("cannot be decoded: {e}"))
+}
+
+/// Decodes JPEG or PNG bytes to a grayscale image with values in `[0, 1]`.
+pub fn decode_gray(bytes: &[u8], limits: &DecodeLimits) -> std::result::Result<GrayImage, String> {
+    let decoded = decode(bytes, limits)?;
     let luma = decoded.into_luma8();
     let (width, height) = (luma.width() as usize, luma.height() as usize);
     if width == 0 || height == 0 {

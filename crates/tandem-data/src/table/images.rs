@@ -10,11 +10,11 @@
 //! (`image::imageops::FilterType::Triangle`) on the `f32` values: bilinear interpolation when
 //! enlarging, and when shrinking by a factor `f` a triangle of radius `f` source pixels, so
 //! every source pixel contributes (no aliasing). An image already `S × S` is kept as it is.
+use crate::mtfl::image::decode;
 use crate::mtfl::DecodeLimits;
 use crate::sample::Image;
 use image::imageops::{self, FilterType};
-use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, Rgb};
-use std::io::Cursor;
+use image::{DynamicImage, ImageBuffer, Luma, Rgb};
 use std::path::Path;
 
 /// The reason [`load`] gives for a file that does not exist.
@@ -67,40 +67,6 @@ pub(crate) fn load(
     })
 }
 
-/// Decodes JPEG or PNG bytes within `limits`.
-fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage, String> {
-    if bytes.is_empty() {
-        return Err("is empty".into());
-    }
-    let reader = || {
-        image::ImageReader::new(Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| format!("cannot be read: {e}"))
-    };
-    let mut decoder = reader()?;
-    match decoder.format() {
-        Some(ImageFormat::Jpeg) | Some(ImageFormat::Png) => {}
-        Some(other) => return Err(format!("is {other:?}, not a JPEG or PNG image")),
-        None => return Err("is not a JPEG or PNG image".into()),
-    }
-    if let Ok((w, h)) = reader()?.into_dimensions() {
-        if w > limits.max_width || h > limits.max_height {
-            return Err(format!(
-                "claims {w}x{h} pixels, more than the limit of {}x{}",
-                limits.max_width, limits.max_height
-            ));
-        }
-    }
-    let mut l = image::Limits::default();
-    l.max_image_width = Some(limits.max_width);
-    l.max_image_height = Some(limits.max_height);
-    l.max_alloc = Some(limits.max_alloc);
-    decoder.limits(l);
-    decoder
-        .decode()
-        .map_err(|e| format!("cannot be decoded: {e}"))
-}
-
 /// Converts to `channels` and resizes to `size × size`, planar `[C, H, W]`.
 fn resize(decoded: DynamicImage, channels: usize, size: usize) -> Result<Image, String> {
     let (w, h) = (decoded.width(), decoded.height());
@@ -140,6 +106,8 @@ mod tests {
     use super::*;
 
     fn png(img: DynamicImage) -> Vec<u8> {
+        use image::ImageFormat;
+        use std::io::Cursor;
         let mut out = Vec::new();
         img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
             .unwrap();
