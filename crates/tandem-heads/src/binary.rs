@@ -14,7 +14,7 @@
 //! counts as 1 when it is above 0.5; `accuracy` and `error = 100 − accuracy`, in percent, as
 //! for [`ClassTask`](crate::ClassTask).
 use crate::metric::{check_mask, mask_vec, masked_mean};
-use crate::{Metric, MetricValues, Task, TaskKind};
+use crate::{ClassMetrics, Metric, MetricValues, Task, TaskKind};
 use candle_core::{Result, Tensor};
 use tandem_tensor::Target;
 
@@ -101,8 +101,7 @@ impl Task for BinaryTask {
 /// Accumulates the accuracy of one-logit predictions (`z > 0` means 1).
 #[derive(Debug, Clone, Default)]
 pub struct BinaryMetrics {
-    correct: usize,
-    total: usize,
+    counts: ClassMetrics,
 }
 
 impl Metric for BinaryMetrics {
@@ -123,21 +122,14 @@ impl Metric for BinaryMetrics {
         let mask = mask_vec(target, z.len())?;
         for ((&z, &t), m) in z.iter().zip(&truth).zip(mask) {
             if m {
-                self.total += 1;
-                self.correct += usize::from((z > 0.0) == (t > 0.5));
+                self.counts.add((z > 0.0) == (t > 0.5));
             }
         }
         Ok(())
     }
 
     fn compute(&self) -> MetricValues {
-        let mut m = MetricValues::new();
-        if self.total > 0 {
-            let acc = 100.0 * self.correct as f64 / self.total as f64;
-            m.insert("accuracy".into(), acc);
-            m.insert("error".into(), 100.0 - acc);
-        }
-        m
+        self.counts.compute()
     }
 }
 

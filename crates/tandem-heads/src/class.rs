@@ -90,6 +90,15 @@ pub struct ClassMetrics {
     total: usize,
 }
 
+impl ClassMetrics {
+    /// Counts one labelled sample, predicted right or wrong (for tasks whose predictions are
+    /// not `[B, C]` logits, e.g. [`BinaryMetrics`](crate::BinaryMetrics)).
+    pub fn add(&mut self, correct: bool) {
+        self.total += 1;
+        self.correct += usize::from(correct);
+    }
+}
+
 impl Metric for ClassMetrics {
     fn update(&mut self, prediction: &Tensor, target: &Target) -> Result<()> {
         let pred = prediction.argmax(D::Minus1)?.to_vec1::<u32>()?;
@@ -100,8 +109,7 @@ impl Metric for ClassMetrics {
         let mask = mask_vec(target, pred.len())?;
         for ((p, t), m) in pred.iter().zip(&truth).zip(mask) {
             if m {
-                self.total += 1;
-                self.correct += usize::from(p == t);
+                self.add(p == t);
             }
         }
         Ok(())
