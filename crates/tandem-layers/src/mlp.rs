@@ -173,7 +173,7 @@ impl Mlp {
     }
 }
 
-fn stage_name(k: usize) -> String {
+pub(crate) fn stage_name(k: usize) -> String {
     format!("fc{}", k + 1)
 }
 

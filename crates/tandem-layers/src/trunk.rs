@@ -59,6 +59,17 @@ impl TrunkConfig {
         }
     }
 
+    /// The stage names a trunk of this configuration has, without building it: TCDCN's
+    /// `conv1`…`conv4`, `fc`; the MLP's `fc1`…`fcL`, one per hidden layer.
+    pub fn stage_names(&self) -> Vec<String> {
+        match self {
+            Self::Tcdcn(_) => ["conv1", "conv2", "conv3", "conv4", "fc"]
+                .map(String::from)
+                .to_vec(),
+            Self::Mlp(c) => (0..c.hidden.len()).map(crate::mlp::stage_name).collect(),
+        }
+    }
+
     /// Checks the configuration, returning an error that names the offending field.
     ///
     /// TCDCN: [`TcdcnConfig::spatial_sizes`]. MLP: [`MlpConfig::validate`], which accepts

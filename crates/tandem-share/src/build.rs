@@ -21,7 +21,7 @@ use crate::{
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 use tandem_heads::TaskSet;
-use tandem_layers::{Backbone, Trunk, TrunkConfig};
+use tandem_layers::{Trunk, TrunkConfig};
 
 /// A sharing strategy as configuration (`kind = "hard"` in TOML). Unknown fields are errors,
 /// for every variant.
@@ -86,7 +86,7 @@ impl SharingConfig {
         vb: VarBuilder,
     ) -> Result<Box<dyn MultiTaskNet>> {
         let column = |vb: VarBuilder| Trunk::new(trunk, vb);
-        let this = self.for_trunk(trunk)?;
+        let this = self.for_trunk(trunk);
         Ok(match &this {
             Self::Independent => Box::new(Independent::new(tasks, vb, column)?),
             Self::Hard => Box::new(HardSharing::new(
@@ -101,16 +101,11 @@ impl SharingConfig {
 
     /// This configuration with default (TCDCN) stage lists replaced by every stage of
     /// `trunk` when `trunk` lacks the TCDCN stages.
-    fn for_trunk(&self, trunk: &TrunkConfig) -> Result<Self> {
+    fn for_trunk(&self, trunk: &TrunkConfig) -> Self {
         let defaults: Vec<String> = TCDCN_STAGES.iter().map(|s| s.to_string()).collect();
-        let stages = || -> Result<Vec<String>> {
-            let probe = VarBuilder::zeros(candle_core::DType::F32, &candle_core::Device::Cpu);
-            let t = Trunk::new(trunk, probe)?;
-            Ok((0..t.num_stages()).map(|k| t.stage_name(k)).collect())
-        };
-        Ok(match self {
+        let names = trunk.stage_names();
+        match self {
             Self::Soft(c) if c.ties.keys().cloned().collect::<Vec<_>>() == defaults => {
-                let names = stages()?;
                 if names == defaults {
                     self.clone()
                 } else {
@@ -121,15 +116,12 @@ impl SharingConfig {
                     })
                 }
             }
-            Self::CrossStitch(c) if c.stages == defaults => {
-                let names = stages()?;
-                Self::CrossStitch(CrossStitchConfig {
-                    stages: names,
-                    ..c.clone()
-                })
-            }
+            Self::CrossStitch(c) if c.stages == defaults => Self::CrossStitch(CrossStitchConfig {
+                stages: names,
+                ..c.clone()
+            }),
             _ => self.clone(),
-        })
+        }
     }
 
     /// Checks what the strategy says about tasks against the model's task names (the column
@@ -287,6 +279,34 @@ mod tests {
             ]
         );
         assert_eq!(cs.len(), names["independent"].len() + 5);
+        Ok(())
+    }
+
+    /// The default (TCDCN-named) stage lists mean every stage of an MLP trunk.
+    #[test]
+    fn default_stage_lists_follow_an_mlp_trunk() -> Result<()> {
+        let tasks = TaskSet::new()
+            .with(LandmarkTask::new("landmarks", 5))
+            .with(ClassTask::new("smile", 2).auxiliary());
+        let trunk = TrunkConfig::Mlp(tandem_layers::MlpConfig {
+            in_features: 6,
+            hidden: vec![8, 4],
+            ..Default::default()
+        });
+        assert_eq!(trunk.stage_names(), ["fc1", "fc2"]);
+        for s in [
+            SharingConfig::Soft(SoftConfig::default()),
+            SharingConfig::CrossStitch(CrossStitchConfig::default()),
+        ] {
+            let vars = VarMap::new();
+            let vb = tandem_tensor::seeded_var_builder(&vars, 1, DType::F32, &Device::Cpu);
+            let net = s.build(&trunk, &tasks, vb)?;
+            let x = candle_core::Tensor::zeros((3, 6, 1, 1), DType::F32, &Device::Cpu)?;
+            assert_eq!(
+                net.forward_t(&x, true)?.predictions["landmarks"].dims(),
+                &[3, 10]
+            );
+        }
         Ok(())
     }
 }
