@@ -90,6 +90,7 @@ fn step(toy: &Toy, w: &mut dyn Weighting, step: u64) {
         shared: &shared,
         last_shared: &last,
         penalty: None,
+        representation: None,
         rng: &mut rng,
         epoch: 0,
         step,

@@ -100,6 +100,7 @@ pub fn train(steps: u64) -> candle_core::Result<Outcome> {
             shared: &shared,
             last_shared: &shared,
             penalty: None,
+            representation: None,
             rng: &mut step_rng,
             epoch: 0,
             step,

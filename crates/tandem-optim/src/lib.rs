@@ -49,6 +49,7 @@
 //!     shared: &[],
 //!     last_shared: &[],
 //!     penalty: None,
+//!     representation: None,
 //!     rng: &mut rng,
 //!     epoch: 0,
 //!     step: 0,

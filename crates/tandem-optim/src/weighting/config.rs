@@ -6,18 +6,36 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tandem_tensor::{TaskInfo, TaskList};
 
-/// Which weighting to use, with its hyper-parameters. Serialised with a `kind` tag:
-///
-/// ```
-/// use tandem_optim::WeightingConfig;
-/// let c: WeightingConfig = serde_json::from_str(r#"{"kind": "gradnorm", "alpha": 1.0}"#)?;
-/// assert_eq!(c, WeightingConfig::GradNorm { alpha: 1.0, lr: 0.025 });
-/// let c: WeightingConfig = serde_json::from_str(r#"{"kind": "static", "weights": {"smile": 0.1}}"#)?;
-/// # Ok::<(), serde_json::Error>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum WeightingConfig {
+/// A method of the catalogue as configuration: validates its own keys and builds its
+/// [`Weighting`]. Every method file (`mgda.rs`, `cagrad.rs`, ...) defines one, and
+/// [`WeightingConfig`] lists them.
+pub trait MethodConfig {
+    /// Checks every value, naming the offending key (`weighting.c`, ...).
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Builds the weighting for `tasks`; learnable parameters go under `vb` (already
+    /// `weighting`).
+    fn build(&self, tasks: &[TaskInfo], vb: VarBuilder) -> Result<Box<dyn Weighting>>;
+}
+
+/// Declares [`WeightingConfig`] with the hand-written variants and one newtype variant per
+/// catalogue method (`Variant(Config) = "kind"`), with its `kind`, `validate` and `build` arms.
+macro_rules! weighting_config {
+    ($($(#[$doc:meta])* $variant:ident($cfg:ty) = $kind:literal,)*) => {
+        /// Which weighting to use, with its hyper-parameters. Serialised with a `kind` tag:
+        ///
+        /// ```
+        /// use tandem_optim::WeightingConfig;
+        /// let c: WeightingConfig = serde_json::from_str(r#"{"kind": "gradnorm", "alpha": 1.0}"#)?;
+        /// assert_eq!(c, WeightingConfig::GradNorm { alpha: 1.0, lr: 0.025 });
+        /// let c: WeightingConfig = serde_json::from_str(r#"{"kind": "static", "weights": {"smile": 0.1}}"#)?;
+        /// # Ok::<(), serde_json::Error>(())
+        /// ```
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+        #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+        pub enum WeightingConfig {
     /// [`Equal`]: `L = Σ_t L_t`.
     #[default]
     Equal,
@@ -57,6 +75,54 @@ pub enum WeightingConfig {
     /// [`PcGrad`]: conflicting shared gradients projected onto each other's normal plane.
     #[serde(rename = "pcgrad")]
     PcGrad,
+
+            $(
+                $(#[$doc])*
+                #[serde(rename = $kind)]
+                $variant($cfg),
+            )*
+        }
+
+        impl WeightingConfig {
+            /// The `kind` tag (`equal`, `static`, `mgda`, ...).
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    Self::Equal => "equal",
+                    Self::Static { .. } => "static",
+                    Self::Uncertainty { .. } => "uncertainty",
+                    Self::Dwa { .. } => "dwa",
+                    Self::GradNorm { .. } => "gradnorm",
+                    Self::PcGrad => "pcgrad",
+                    $(Self::$variant(_) => $kind,)*
+                }
+            }
+
+            /// Every `kind` tag, in catalogue order.
+            pub fn kinds() -> &'static [&'static str] {
+                &["equal", "static", "uncertainty", "dwa", "gradnorm", "pcgrad", $($kind,)*]
+            }
+
+            fn method(&self) -> Option<&dyn MethodConfig> {
+                match self {
+                    $(Self::$variant(c) => Some(c),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+weighting_config! {
+    // Gradient methods (per-task gradients; `on = "parameters" | "representation"`).
+    /// `mean`: `d = (1/T) Σ_t g_t` ([`Mean`](super::mean::Mean)).
+    Mean(super::mean::MeanConfig) = "mean",
+    /// `sum`: `d = Σ_t g_t`.
+    Sum(super::mean::SumConfig) = "sum",
+    /// `mgda`: the min-norm point of the rows' convex hull ([`Mgda`](super::mgda::Mgda)).
+    Mgda(super::mgda::MgdaConfig) = "mgda",
+    // -- dual-cone and Gramian methods (upgrad, dualproj, imtl, cagrad, aligned_mtl, config) --
+    // -- bargaining and state methods (nash_mtl, fairgrad, gradvac, graddrop, db_mtl, excess_mtl, moco, sdmgrad, modo) --
+    // -- loss-level methods (rlw, famo, scale_invariant, gls, stch) --
 }
 
 fn default_temperature() -> f64 {
@@ -70,18 +136,6 @@ fn default_gradnorm_lr() -> f64 {
 }
 
 impl WeightingConfig {
-    /// The `kind` tag (`equal`, `static`, `uncertainty`, `dwa`, `gradnorm`, `pcgrad`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Equal => "equal",
-            Self::Static { .. } => "static",
-            Self::Uncertainty { .. } => "uncertainty",
-            Self::Dwa { .. } => "dwa",
-            Self::GradNorm { .. } => "gradnorm",
-            Self::PcGrad => "pcgrad",
-        }
-    }
-
     /// The weight of each task of `tasks` under a static weighting: named, else `aux` for an
     /// auxiliary task ([`TaskInfo::auxiliary`]), else 1.
     fn static_weights(
@@ -151,6 +205,11 @@ impl WeightingConfig {
                     return Err(OptimError::config("weighting.lr", "must be > 0"));
                 }
             }
+            other => {
+                if let Some(m) = other.method() {
+                    m.validate()?;
+                }
+            }
         }
         Ok(())
     }
@@ -178,6 +237,15 @@ impl WeightingConfig {
             Self::Dwa { temperature } => Box::new(Dwa::new(*temperature)),
             Self::GradNorm { alpha, lr } => Box::new(GradNorm::new(*alpha, *lr)),
             Self::PcGrad => Box::new(PcGrad::new()),
+            other => match other.method() {
+                Some(m) => m.build(&tasks.task_info(), vb.pp("weighting"))?,
+                None => {
+                    return Err(OptimError::config(
+                        "weighting.kind",
+                        format!("{} has no builder", other.kind()),
+                    ))
+                }
+            },
         })
     }
 }
@@ -185,6 +253,7 @@ impl WeightingConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::weighting::On;
     use candle_core::{DType, Device};
     use candle_nn::VarMap;
 
@@ -231,6 +300,39 @@ mod tests {
             .lock()
             .map(|d| d.contains_key("weighting.s.smile"))
             .unwrap_or(false));
+        Ok(())
+    }
+
+    #[test]
+    fn catalogue_methods_parse_with_defaults_and_reject_unknown_keys() -> Result<()> {
+        let tasks = [
+            TaskInfo::regression("landmarks"),
+            TaskInfo::classification("smile").auxiliary(),
+        ];
+        let vars = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+        for kind in WeightingConfig::kinds() {
+            let json = format!(r#"{{"kind":"{kind}"}}"#);
+            let c: WeightingConfig = serde_json::from_str(&json)
+                .map_err(|e| OptimError::config(kind, e.to_string()))?;
+            assert_eq!(c.kind(), *kind);
+            assert_eq!(c.build(&tasks, vb.clone())?.name(), *kind);
+            let toml_text = toml::to_string(&c).map_err(|e| OptimError::config(kind, e.to_string()))?;
+            let back: WeightingConfig =
+                toml::from_str(&toml_text).map_err(|e| OptimError::config(kind, e.to_string()))?;
+            assert_eq!(back, c, "{toml_text}");
+        }
+        let rep: WeightingConfig =
+            serde_json::from_str(r#"{"kind":"mgda","on":"representation"}"#).unwrap();
+        assert!(matches!(rep, WeightingConfig::Mgda(c) if c.on == On::Representation));
+        let err = serde_json::from_str::<WeightingConfig>(r#"{"kind":"mgda","c":0.5}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `c`"), "{err}");
+        let err = serde_json::from_str::<WeightingConfig>(r#"{"kind":"nope"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown variant `nope`"), "{err}");
         Ok(())
     }
 

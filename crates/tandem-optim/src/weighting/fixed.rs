@@ -68,6 +68,7 @@ mod tests {
             shared: &[],
             last_shared: &[],
             penalty: None,
+            representation: None,
             rng: &mut rng,
             epoch: 0,
             step: 0,

@@ -21,18 +21,26 @@ use candle_core::{Tensor, Var};
 use rand_chacha::ChaCha8Rng;
 use tandem_tensor::TaskMap;
 
+mod aggregator;
 mod config;
 mod dwa;
 mod equal;
 mod fixed;
 mod gradnorm;
+pub mod linalg;
+pub mod mean;
+pub mod mgda;
 mod pcgrad;
 mod per_task;
 
 pub use per_task::{combine, flat, per_task_grads, unflatten_into};
 mod uncertainty;
 
-pub use config::WeightingConfig;
+pub use aggregator::{
+    aggregate_rows, Aggregation, Aggregator, AggregatorInput, GradientWeighting, On,
+    Representation,
+};
+pub use config::{MethodConfig, WeightingConfig};
 pub use dwa::Dwa;
 pub use equal::Equal;
 pub use fixed::Static;
@@ -53,6 +61,9 @@ pub struct StepContext<'a> {
     /// A weighting never adds it itself: it gets gradients through [`StepContext::backward`]
     /// (loss-level methods) or [`StepContext::combine`] (gradient methods), which add it.
     pub penalty: Option<&'a Tensor>,
+    /// The shared representation, cut from the trunk's graph, when the weighting asked for it
+    /// ([`Weighting::wants_representation`]) and the network has one.
+    pub representation: Option<Representation<'a>>,
     /// A RNG seeded from the run seed and the step, for randomised methods.
     pub rng: &'a mut ChaCha8Rng,
     /// Current epoch (0-based).
@@ -108,6 +119,13 @@ pub trait Weighting: Send {
         losses: &TaskMap<Tensor>,
         ctx: &mut StepContext,
     ) -> candle_core::Result<Update>;
+
+    /// `true` when the method takes its gradients on the shared representation: the trainer
+    /// then runs the network with its graph cut after the trunk and fills
+    /// [`StepContext::representation`].
+    fn wants_representation(&self) -> bool {
+        false
+    }
 
     /// Called after each epoch with the mean (unweighted) training loss of every active task;
     /// a task absent from `train_losses` has been stopped or had no labels.

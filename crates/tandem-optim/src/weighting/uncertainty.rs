@@ -140,6 +140,7 @@ mod tests {
                 shared: &[],
                 last_shared: &[],
                 penalty: None,
+                representation: None,
                 rng: &mut rng,
                 epoch: 0,
                 step: 0,

@@ -45,6 +45,7 @@ impl Trainer {
             shared: &fit.params.shared,
             last_shared: &fit.params.last_shared,
             penalty: out.penalty.as_ref(),
+            representation: None,
             rng: &mut rng,
             epoch,
             step,
