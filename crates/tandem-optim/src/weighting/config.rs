@@ -120,9 +120,12 @@ weighting_config! {
     Sum(super::mean::SumConfig) = "sum",
     /// `mgda`: the min-norm point of the rows' convex hull ([`Mgda`](super::mgda::Mgda)).
     Mgda(super::mgda::MgdaConfig) = "mgda",
-    // -- dual-cone and Gramian methods (upgrad, dualproj, imtl, cagrad, aligned_mtl, config) --
-    // -- bargaining and state methods (nash_mtl, fairgrad, gradvac, graddrop, db_mtl, excess_mtl, moco, sdmgrad, modo) --
-    // -- loss-level methods (rlw, famo, scale_invariant, gls, stch) --
+    // -- TorchJD family (upgrad, dualproj, imtl_g, imtl_l, imtl, cagrad, nash_mtl, aligned_mtl, config, fairgrad) --
+    // -- end TorchJD family --
+    // -- LibMTL gradient family (gradvac, graddrop, db_mtl, excess_mtl, moco, sdmgrad, modo) --
+    // -- end LibMTL gradient family --
+    // -- loss-level family (rlw, famo, scale_invariant, gls, stch) --
+    // -- end loss-level family --
 }
 
 fn default_temperature() -> f64 {

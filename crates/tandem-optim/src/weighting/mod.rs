@@ -30,6 +30,9 @@ mod gradnorm;
 pub mod linalg;
 pub mod mean;
 pub mod mgda;
+// TorchJD family modules
+// LibMTL gradient family modules
+// loss-level family modules
 mod pcgrad;
 mod per_task;
 
