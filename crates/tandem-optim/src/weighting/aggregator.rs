@@ -116,11 +116,7 @@ pub trait Aggregator: Send {
     }
 
     /// The update for one step. `rng` is the step's seeded RNG.
-    fn aggregate(
-        &mut self,
-        input: &AggregatorInput,
-        rng: &mut ChaCha8Rng,
-    ) -> Result<Aggregation>;
+    fn aggregate(&mut self, input: &AggregatorInput, rng: &mut ChaCha8Rng) -> Result<Aggregation>;
 
     /// State carried across steps, as plain JSON (`null` when stateless).
     fn state(&self) -> Result<serde_json::Value> {
@@ -216,7 +212,10 @@ fn rows_of(stores: &[(String, GradStore)], var: &Var) -> candle_core::Result<Vec
 }
 
 /// `G = Σ_vars J_v J_vᵀ`, variable by variable (never more than one variable's rows in memory).
-fn gramian_of(stores: &[(String, GradStore)], vars: &[(String, Var)]) -> candle_core::Result<Gramian> {
+fn gramian_of(
+    stores: &[(String, GradStore)],
+    vars: &[(String, Var)],
+) -> candle_core::Result<Gramian> {
     let t = stores.len();
     let mut g = vec![0.0; t * t];
     for (_, var) in vars {
@@ -342,9 +341,8 @@ impl Weighting for GradientWeighting {
                 .zip(&agg.weights)
                 .map(|(n, w)| (n.to_string(), *w)),
         );
-        let pen_of = |p: &Option<GradStore>, v: &Var| {
-            p.as_ref().and_then(|p| p.get(v.as_tensor()).cloned())
-        };
+        let pen_of =
+            |p: &Option<GradStore>, v: &Var| p.as_ref().and_then(|p| p.get(v.as_tensor()).cloned());
         match self.on {
             On::Parameters => {
                 let pen: Vec<Option<Tensor>> =

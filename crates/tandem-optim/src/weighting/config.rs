@@ -121,10 +121,52 @@ weighting_config! {
     /// `mgda`: the min-norm point of the rows' convex hull ([`Mgda`](super::mgda::Mgda)).
     Mgda(super::mgda::MgdaConfig) = "mgda",
     // -- TorchJD family (upgrad, dualproj, imtl_g, imtl_l, imtl, cagrad, nash_mtl, aligned_mtl, config, fairgrad) --
+    /// `upgrad`: every row projected onto the rows' dual cone, averaged ([`UpGrad`](super::upgrad::UpGrad)).
+    UpGrad(super::upgrad::UpGradConfig) = "upgrad",
+    /// `dualproj`: the mean projected onto the rows' dual cone ([`DualProj`](super::dualproj::DualProj)).
+    DualProj(super::dualproj::DualProjConfig) = "dualproj",
+    /// `imtl_g`: equal projections on the unit task gradients ([`ImtlG`](super::imtl_g::ImtlG)).
+    ImtlG(super::imtl_g::ImtlGConfig) = "imtl_g",
+    /// `cagrad`: the worst task's improvement near the mean ([`Cagrad`](super::cagrad::Cagrad)).
+    Cagrad(super::cagrad::CagradConfig) = "cagrad",
+    /// `nash_mtl`: the Nash bargaining solution ([`NashMtl`](super::nash_mtl::NashMtl)).
+    NashMtl(super::nash_mtl::NashMtlConfig) = "nash_mtl",
+    /// `aligned_mtl`: aligned, equal-norm task gradients ([`AlignedMtl`](super::aligned_mtl::AlignedMtl)).
+    AlignedMtl(super::aligned_mtl::AlignedMtlConfig) = "aligned_mtl",
+    /// `config`: equal cosines with every task ([`ConFig`](super::con_fig::ConFig)).
+    ConFig(super::con_fig::ConFigConfig) = "config",
+    /// `fairgrad`: α-fair utilities ([`FairGrad`](super::fairgrad::FairGrad)).
+    FairGrad(super::fairgrad::FairGradConfig) = "fairgrad",
     // -- end TorchJD family --
     // -- LibMTL gradient family (gradvac, graddrop, db_mtl, excess_mtl, moco, sdmgrad, modo) --
+    /// `gradvac`: pull each gradient towards an EMA of pairwise similarities ([`GradVac`](super::gradvac::GradVac)).
+    GradVac(super::gradvac::GradVacConfig) = "gradvac",
+    /// `graddrop`: keep one gradient sign per coordinate, drawn by sign purity ([`GradDrop`](super::graddrop::GradDrop)).
+    GradDrop(super::graddrop::GradDropConfig) = "graddrop",
+    /// `db_mtl`: log-loss gradients, EMA, rescaled to the largest norm ([`DbMtl`](super::db_mtl::DbMtl)).
+    DbMtl(super::db_mtl::DbMtlConfig) = "db_mtl",
+    /// `excess_mtl`: weights by estimated excess risk, exponentiated updates ([`ExcessMtl`](super::excess_mtl::ExcessMtl)).
+    ExcessMtl(super::excess_mtl::ExcessMtlConfig) = "excess_mtl",
+    /// `moco`: tracked gradients and one softmax step of MGDA's weights ([`MoCo`](super::moco::MoCo)).
+    MoCo(super::moco::MoCoConfig) = "moco",
+    /// `sdmgrad`: simplex weights near the average gradient, single batch ([`SdmGrad`](super::sdmgrad::SdmGrad)).
+    SdmGrad(super::sdmgrad::SdmGradConfig) = "sdmgrad",
+    /// `modo`: one projected step of MGDA's weights, single batch ([`MoDo`](super::modo::MoDo)).
+    MoDo(super::modo::MoDoConfig) = "modo",
     // -- end LibMTL gradient family --
     // -- loss-level family (rlw, famo, scale_invariant, gls, stch) --
+    /// `rlw`: `Σ_t w_t L_t`, `w = softmax(z)`, `z ~ N(0, I)` each step ([`Rlw`](super::rlw::Rlw)).
+    Rlw(super::rlw::RlwConfig) = "rlw",
+    /// `famo`: `Σ_t (z_t/c) log L_t` with logits learnt from the loss decrease ([`Famo`](super::famo::Famo)).
+    Famo(super::famo::FamoConfig) = "famo",
+    /// `scale_invariant`: `Σ_t log L_t` ([`ScaleInvariant`](super::scale_invariant::ScaleInvariant)).
+    ScaleInvariant(super::scale_invariant::ScaleInvariantConfig) = "scale_invariant",
+    /// `gls`: the geometric mean `(Π_t L_t)^{1/T}` ([`Gls`](super::gls::Gls)).
+    Gls(super::gls::GlsConfig) = "gls",
+    /// `stch`: smooth Tchebycheff of the nadir-normalised log losses ([`Stch`](super::stch::Stch)).
+    Stch(super::stch::StchConfig) = "stch",
+    /// `imtl_l`: `Σ_t e^{s_t} L_t − s_t` with learnable `s_t` ([`ImtlL`](super::imtl_l::ImtlL)).
+    ImtlL(super::imtl_l::ImtlLConfig) = "imtl_l",
     // -- end loss-level family --
 }
 
@@ -316,11 +358,12 @@ mod tests {
         let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
         for kind in WeightingConfig::kinds() {
             let json = format!(r#"{{"kind":"{kind}"}}"#);
-            let c: WeightingConfig = serde_json::from_str(&json)
-                .map_err(|e| OptimError::config(kind, e.to_string()))?;
+            let c: WeightingConfig =
+                serde_json::from_str(&json).map_err(|e| OptimError::config(kind, e.to_string()))?;
             assert_eq!(c.kind(), *kind);
             assert_eq!(c.build(&tasks, vb.clone())?.name(), *kind);
-            let toml_text = toml::to_string(&c).map_err(|e| OptimError::config(kind, e.to_string()))?;
+            let toml_text =
+                toml::to_string(&c).map_err(|e| OptimError::config(kind, e.to_string()))?;
             let back: WeightingConfig =
                 toml::from_str(&toml_text).map_err(|e| OptimError::config(kind, e.to_string()))?;
             assert_eq!(back, c, "{toml_text}");

@@ -1,8 +1,10 @@
 //! Small dense linear algebra for gradient aggregators: the Gramian `G = J Jᵀ` of the `T × n`
-//! Jacobian, and the two small quadratic programs most aggregators reduce to.
+//! Jacobian, and the small programs most aggregators reduce to.
 //!
 //! - [`min_norm_simplex`]: `min_w wᵀ G w` s.t. `w ≥ 0, Σ w = 1` — the min-norm point of the
 //!   convex hull of the rows (MGDA, Sener & Koltun 2018).
+//! - [`balance`]: the positive solution of `G y = y^{−p}` (Nash-MTL, FairGrad), by Newton's
+//!   method on a strictly convex potential.
 //! - [`nonneg_qp`]: `min_x ½ xᵀ Q x + cᵀ x` s.t. `x ≥ 0` — with `Q = G`, `c = G u` it is the
 //!   projection of `Jᵀu` onto the dual cone of the rows (UPGrad, DualProj; Quinton & Rey 2024).
 //!
@@ -36,7 +38,12 @@ impl Gramian {
     /// # Panics
     /// When `data.len() != n * n`.
     pub fn from_row_major(n: usize, data: Vec<f64>) -> Self {
-        assert_eq!(data.len(), n * n, "a Gramian of {n} tasks has {} entries", n * n);
+        assert_eq!(
+            data.len(),
+            n * n,
+            "a Gramian of {n} tasks has {} entries",
+            n * n
+        );
         Self { n, data }
     }
 
@@ -129,7 +136,8 @@ pub fn pinv(m: &DMatrix<f64>) -> DMatrix<f64> {
     let svd = m.clone().svd(true, true);
     let smax = svd.singular_values.iter().cloned().fold(0.0, f64::max);
     let eps = (1e-12 * smax).max(f64::MIN_POSITIVE);
-    svd.pseudo_inverse(eps).unwrap_or_else(|_| DMatrix::zeros(m.ncols(), m.nrows()))
+    svd.pseudo_inverse(eps)
+        .unwrap_or_else(|_| DMatrix::zeros(m.ncols(), m.nrows()))
 }
 
 /// How a QP solve ended.
@@ -195,7 +203,10 @@ pub fn min_norm_simplex(g: &Gramian) -> (Vec<f64>, Solve) {
         }
         w.iter_mut().for_each(|v| *v /= sum);
         let obj = g.quad(&w);
-        if best.as_ref().is_none_or(|(b, _)| obj < *b - 1e-15 * b.abs().max(1e-300)) {
+        if best
+            .as_ref()
+            .is_none_or(|(b, _)| obj < *b - 1e-15 * b.abs().max(1e-300))
+        {
             best = Some((obj, w));
         }
     }
@@ -310,6 +321,106 @@ fn coordinate_descent(q: &Gramian, c: &[f64]) -> (Vec<f64>, Solve) {
         }
     }
     (x, Solve::MaxIterations)
+}
+
+/// The positive solution of the balance equations `(G y)_i = y_i^{−p}` for `i = 1..T` (`p > 0`):
+/// Nash-MTL's bargaining solution (`p = 1`: `y_i (G y)_i = 1`) and FairGrad's α-fair weights
+/// (`p = 1/α`). It is the minimiser of the strictly convex
+/// ```text
+/// f(y) = ½ yᵀ G y + Σ_i h(y_i),   h(y) = −log y (p = 1),   h(y) = −y^{1−p} / (1 − p) (p ≠ 1)
+/// ```
+/// on `y > 0`, found by Newton's method (Hessian `G + diag(p·y^{−p−1})`) with a backtracking
+/// line search that keeps `y > 0` (Armijo on `f`, or on `‖Gy − y^{−p}‖` where `f`'s rounding
+/// hides the decrease), from `start`, to a residual `‖Gy − y^{−p}‖ ≤ 10⁻⁹·‖y^{−p}‖` within
+/// 200 steps. A singular `G` may have no solution (`f` unbounded below along a positive
+/// null direction); then [`Solve::MaxIterations`] is returned with the last iterate.
+///
+/// ```
+/// use tandem_optim::weighting::linalg::{balance, Gramian, Solve};
+/// // G = diag(4, 1), p = 1: y = (½, 1)
+/// let g = Gramian::from_row_major(2, vec![4.0, 0.0, 0.0, 1.0]);
+/// let (y, s) = balance(&g, 1.0, &[1.0, 1.0]);
+/// assert_eq!(s, Solve::Converged);
+/// assert!((y[0] - 0.5).abs() < 1e-12 && (y[1] - 1.0).abs() < 1e-12);
+/// ```
+pub fn balance(g: &Gramian, p: f64, start: &[f64]) -> (Vec<f64>, Solve) {
+    let t = g.len();
+    let h = |y: f64| {
+        if (p - 1.0).abs() < 1e-15 {
+            -y.ln()
+        } else {
+            -y.powf(1.0 - p) / (1.0 - p)
+        }
+    };
+    let f = |y: &[f64]| 0.5 * g.quad(y) + y.iter().map(|v| h(*v)).sum::<f64>();
+    let mut y: Vec<f64> = start
+        .iter()
+        .map(|v| if v.is_finite() && *v > 0.0 { *v } else { 1.0 })
+        .collect();
+    if y.len() != t {
+        y = vec![1.0; t];
+    }
+    let full = g.matrix();
+    let residual = |y: &[f64]| -> (Vec<f64>, f64, f64) {
+        let gy = g.mul(y);
+        let target: Vec<f64> = y.iter().map(|v| v.powf(-p)).collect();
+        let r: Vec<f64> = gy.iter().zip(&target).map(|(a, b)| a - b).collect();
+        let (rn, tn) = (dot(&r, &r).sqrt(), dot(&target, &target).sqrt());
+        (r, rn, tn)
+    };
+    for _ in 0..200 {
+        let (r, rn, tn) = residual(&y);
+        if rn <= 1e-9 * tn {
+            return (y, Solve::Converged);
+        }
+        let hess = DMatrix::from_fn(t, t, |i, j| {
+            full[(i, j)] + if i == j { p * y[i].powf(-p - 1.0) } else { 0.0 }
+        });
+        let Some(step) = hess
+            .cholesky()
+            .map(|c| c.solve(&DVector::from_column_slice(&r)))
+        else {
+            return (y, Solve::MaxIterations);
+        };
+        let f0 = f(&y);
+        let slope = -dot(&r, step.as_slice());
+        let mut s = 1.0;
+        let mut moved = false;
+        for _ in 0..60 {
+            let cand: Vec<f64> = y.iter().zip(step.iter()).map(|(v, d)| v - s * d).collect();
+            // Armijo on f, or (near the optimum, where f's rounding hides the decrease) on the
+            // residual's norm.
+            if cand.iter().all(|v| *v > 0.0 && v.is_finite())
+                && (f(&cand) <= f0 + 1e-4 * s * slope || residual(&cand).1 <= (1.0 - 1e-4 * s) * rn)
+            {
+                y = cand;
+                moved = true;
+                break;
+            }
+            s *= 0.5;
+        }
+        if !moved {
+            return (y, Solve::MaxIterations);
+        }
+    }
+    (y, Solve::MaxIterations)
+}
+
+/// The Euclidean projection of `v` onto the probability simplex `{w ≥ 0, Σ w = 1}` (sort-based,
+/// Held, Wolfe & Crowder 1974).
+pub fn project_simplex(v: &[f64]) -> Vec<f64> {
+    let mut u = v.to_vec();
+    u.sort_by(|a, b| b.total_cmp(a));
+    let mut cum = 0.0;
+    let mut theta = 0.0;
+    for (k, x) in u.iter().enumerate() {
+        cum += x;
+        let th = (cum - 1.0) / (k + 1) as f64;
+        if x - th > 0.0 {
+            theta = th;
+        }
+    }
+    v.iter().map(|x| (x - theta).max(0.0)).collect()
 }
 
 #[cfg(test)]

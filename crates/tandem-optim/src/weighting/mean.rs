@@ -25,6 +25,7 @@ pub struct Mean {
 
 impl Mean {
     /// The average of the task gradients.
+    #[allow(clippy::self_named_constructors)]
     pub fn mean() -> Self {
         Self { sum: false }
     }

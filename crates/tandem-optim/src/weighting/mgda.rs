@@ -138,7 +138,12 @@ mod tests {
     fn two_rows_by_hand() -> Result<()> {
         let rows = vec![vec![1.0, 0.0], vec![-0.5, 1.0]];
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let (a, d) = aggregate_rows(&mut Mgda::new(MgdaConfig::default()), &rows, &[1.0, 1.0], &mut rng)?;
+        let (a, d) = aggregate_rows(
+            &mut Mgda::new(MgdaConfig::default()),
+            &rows,
+            &[1.0, 1.0],
+            &mut rng,
+        )?;
         let want = 1.75 / 3.25;
         assert!((a.weights[0] - want).abs() < 1e-12, "{:?}", a.weights);
         // d is orthogonal to g₁ − g₂

@@ -30,18 +30,39 @@ mod gradnorm;
 pub mod linalg;
 pub mod mean;
 pub mod mgda;
+pub mod rows;
 // TorchJD family modules
+pub mod aligned_mtl;
+pub mod cagrad;
+pub mod con_fig;
+pub mod dualproj;
+pub mod fairgrad;
+pub mod imtl_g;
+pub mod nash_mtl;
+pub mod upgrad;
 // LibMTL gradient family modules
+pub mod db_mtl;
+pub mod excess_mtl;
+pub mod graddrop;
+pub mod gradvac;
+pub mod moco;
+pub mod modo;
+pub mod sdmgrad;
 // loss-level family modules
+pub mod famo;
+pub mod gls;
+pub mod imtl_l;
 mod pcgrad;
 mod per_task;
+pub mod rlw;
+pub mod scale_invariant;
+pub mod stch;
 
 pub use per_task::{combine, flat, per_task_grads, unflatten_into};
 mod uncertainty;
 
 pub use aggregator::{
-    aggregate_rows, Aggregation, Aggregator, AggregatorInput, GradientWeighting, On,
-    Representation,
+    aggregate_rows, Aggregation, Aggregator, AggregatorInput, GradientWeighting, On, Representation,
 };
 pub use config::{MethodConfig, WeightingConfig};
 pub use dwa::Dwa;
