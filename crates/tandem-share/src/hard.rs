@@ -2,8 +2,8 @@
 //!
 //! `ŷ_t = head_t(trunk(x))` for every task `t`. Parameter names: `<trunk prefix>.*` (usually
 //! `trunk.*`) and `<heads prefix>.<task>.*` (usually `heads.<task>.*`).
-use crate::{MultiTaskNet, NetOutput, ParamGroups, Result};
-use candle_core::Tensor;
+use crate::{MultiTaskNet, NetOutput, ParamGroups, Result, SplitOutput};
+use candle_core::{Tensor, Var};
 use candle_nn::VarBuilder;
 use tandem_heads::{Head, TaskSet};
 use tandem_layers::Backbone;
@@ -47,6 +47,28 @@ impl<B: Backbone> MultiTaskNet for HardSharing<B> {
             predictions,
             penalty: None,
         })
+    }
+
+    fn forward_split(
+        &self,
+        input: &Tensor,
+        train: bool,
+    ) -> candle_core::Result<Option<SplitOutput>> {
+        let features = self.trunk.forward_t(input, train)?;
+        let leaf = Var::from_tensor(&features.detach())?;
+        let predictions = self.heads.try_map(|_, h| h.forward(leaf.as_tensor()))?;
+        Ok(Some(SplitOutput {
+            output: NetOutput {
+                predictions,
+                penalty: None,
+            },
+            features,
+            leaf,
+        }))
+    }
+
+    fn has_shared_representation(&self) -> bool {
+        true
     }
 
     fn param_groups(&self) -> ParamGroups {

@@ -55,7 +55,7 @@ pub use cross_stitch::{CrossStitch, CrossStitchConfig};
 pub use error::{Result, ShareError};
 pub use hard::HardSharing;
 pub use independent::Independent;
-pub use net::{MultiTaskNet, NetOutput, ParamGroups};
+pub use net::{MultiTaskNet, NetOutput, ParamGroups, SplitOutput};
 pub use soft::{SoftConfig, SoftSharing, TieMode};
 
 /// The README's examples, compiled and run as doctests.

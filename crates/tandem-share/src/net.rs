@@ -1,5 +1,5 @@
 //! The [`MultiTaskNet`] trait.
-use candle_core::{Result, Tensor};
+use candle_core::{Result, Tensor, Var};
 use tandem_tensor::TaskMap;
 
 /// What a multi-task network returns for a batch.
@@ -10,6 +10,21 @@ pub struct NetOutput {
     /// A scalar the trainer adds to the objective (e.g. soft sharing's L2 tie); `None` when the
     /// strategy has none.
     pub penalty: Option<Tensor>,
+}
+
+/// A forward pass whose graph is cut after the shared trunk ([`MultiTaskNet::forward_split`]):
+/// the heads read `leaf`, a variable holding the values of `features`, so a task loss's
+/// backward pass stops at `leaf`, and one backward pass of `features · ∂L/∂z` carries a
+/// combined representation gradient through the trunk (the representation mode of gradient
+/// weightings, MGDA-UB).
+#[derive(Debug, Clone)]
+pub struct SplitOutput {
+    /// Predictions (from `leaf`) and penalty, as [`MultiTaskNet::forward_t`] gives them.
+    pub output: NetOutput,
+    /// The shared representation `z = trunk(x)`, `[B, d]`, attached to the trunk's graph.
+    pub features: Tensor,
+    /// A leaf variable with the values of `features` that the heads consume.
+    pub leaf: Var,
 }
 
 /// Parameter groups of a network, as `VarBuilder` path prefixes (a prefix `p` covers the
@@ -36,6 +51,18 @@ pub trait MultiTaskNet: Send + Sync {
 
     /// The parameter groups (shared, last shared layer, per task).
     fn param_groups(&self) -> ParamGroups;
+
+    /// The forward pass cut after the shared representation, or `None` when the network has no
+    /// single representation that every task reads (independent columns, soft sharing,
+    /// cross-stitch units). Hard sharing cuts after its trunk.
+    fn forward_split(&self, _input: &Tensor, _train: bool) -> Result<Option<SplitOutput>> {
+        Ok(None)
+    }
+
+    /// `true` when [`MultiTaskNet::forward_split`] returns a split.
+    fn has_shared_representation(&self) -> bool {
+        false
+    }
 
     /// Task names, in output order.
     fn task_names(&self) -> Vec<String> {

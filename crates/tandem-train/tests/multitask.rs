@@ -274,3 +274,119 @@ fn keep_best_holds_the_report_s_best_epoch() {
         .unwrap();
     assert!(trainer.best().is_none());
 }
+
+/// Every method of the catalogue trains through the trainer's loop with its defaults, and every
+/// gradient method also in the representation mode, with finite losses and one weight per task.
+#[test]
+fn every_catalogue_method_trains_on_parameters_and_representation() {
+    for kind in WeightingConfig::kinds() {
+        let mut forms = vec![serde_json::json!({ "kind": kind })];
+        let rep = serde_json::json!({ "kind": kind, "on": "representation" });
+        if serde_json::from_value::<WeightingConfig>(rep.clone()).is_ok() {
+            forms.push(rep);
+        }
+        for form in forms {
+            let wc: WeightingConfig = serde_json::from_value(form.clone()).unwrap();
+            let s = common::setup(3, 48, |_| false);
+            let vb = VarBuilder::from_varmap(&s.vars, DType::F32, &Device::Cpu);
+            let weighting = wc.build(&s.tasks, vb).unwrap();
+            let before = common::snapshot(&s.vars, "trunk");
+            let report = Trainer::new(config(2))
+                .weighting_boxed(weighting)
+                .fit(&s.net, &s.tasks, &s.vars, &s.train, &s.val)
+                .unwrap_or_else(|e| panic!("{form}: {e}"));
+            for r in &report.history.epochs {
+                assert!(
+                    r.train_loss.values().all(|l| l.is_finite()),
+                    "{form}: {r:?}"
+                );
+                assert_eq!(r.weights.len(), 2, "{form}: {r:?}");
+            }
+            assert_ne!(
+                before,
+                common::snapshot(&s.vars, "trunk"),
+                "{form}: trunk did not move"
+            );
+        }
+    }
+}
+
+/// In the representation mode, `sum` runs the per-task backward passes on the cut
+/// representation and one pass of `z · Σ_t ∂L_t/∂z` through the trunk: by the chain rule the
+/// same update as `equal`'s single backward pass of `Σ_t L_t`.
+#[test]
+fn representation_sum_equals_equal() {
+    let train = |json: &str| {
+        let s = common::setup(4, 48, |_| false);
+        let vb = VarBuilder::from_varmap(&s.vars, DType::F32, &Device::Cpu);
+        let w = serde_json::from_str::<WeightingConfig>(json)
+            .unwrap()
+            .build(&s.tasks, vb)
+            .unwrap();
+        let mut cfg = config(1);
+        cfg.optimizer = OptimizerConfig::Sgd(SgdConfig::default());
+        cfg.optimizer.set_lr(0.05);
+        Trainer::new(cfg)
+            .weighting_boxed(w)
+            .fit(&s.net, &s.tasks, &s.vars, &s.train, &s.val)
+            .unwrap();
+        common::snapshot(&s.vars, "")
+    };
+    let equal = train(r#"{"kind":"equal"}"#);
+    let rep = train(r#"{"kind":"sum","on":"representation"}"#);
+    let params = train(r#"{"kind":"sum"}"#);
+    let initial = {
+        let s = common::setup(4, 48, |_| false);
+        common::snapshot(&s.vars, "")
+    };
+    for (((name, e), (_, r)), ((_, p), (_, i))) in
+        equal.iter().zip(&rep).zip(params.iter().zip(&initial))
+    {
+        for k in 0..e.len() {
+            let moved = (e[k] - i[k]).abs().max(1e-6);
+            assert!(
+                (e[k] - r[k]).abs() <= 1e-3 * moved + 1e-7,
+                "{name}[{k}]: {} vs {}",
+                e[k],
+                r[k]
+            );
+            assert!(
+                (e[k] - p[k]).abs() <= 1e-3 * moved + 1e-7,
+                "{name}[{k}]: {} vs {}",
+                e[k],
+                p[k]
+            );
+        }
+    }
+}
+
+/// A network without one shared representation refuses `on = "representation"`, naming the key.
+#[test]
+fn representation_mode_needs_a_shared_representation() {
+    struct NoSplit(tandem_share::HardSharing<tandem_layers::Tcdcn>);
+    impl tandem_share::MultiTaskNet for NoSplit {
+        fn forward_t(
+            &self,
+            x: &Tensor,
+            train: bool,
+        ) -> candle_core::Result<tandem_share::NetOutput> {
+            self.0.forward_t(x, train)
+        }
+        fn param_groups(&self) -> tandem_share::ParamGroups {
+            self.0.param_groups()
+        }
+    }
+    let s = common::setup(3, 32, |_| false);
+    let vb = VarBuilder::from_varmap(&s.vars, DType::F32, &Device::Cpu);
+    let w = serde_json::from_str::<WeightingConfig>(r#"{"kind":"mgda","on":"representation"}"#)
+        .unwrap()
+        .build(&s.tasks, vb)
+        .unwrap();
+    let net = NoSplit(s.net);
+    let err = Trainer::new(config(1))
+        .weighting_boxed(w)
+        .fit(&net, &s.tasks, &s.vars, &s.train, &s.val)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("weighting.on"), "{err}");
+}

@@ -252,6 +252,16 @@ impl Trainer {
         val: &dyn Dataset,
     ) -> Result<Report> {
         let main = self.check(tasks, train, val)?;
+        if self.weighting.wants_representation() && !net.has_shared_representation() {
+            return Err(TrainError::config(
+                "weighting.on",
+                format!(
+                    "{}: \"representation\" needs a network with one shared representation \
+                     (hard sharing); this network has none, use on = \"parameters\"",
+                    self.weighting.name()
+                ),
+            ));
+        }
         self.timing = FitTiming::default();
         self.augment.reset();
         self.best = None;

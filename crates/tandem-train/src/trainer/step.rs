@@ -9,6 +9,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tandem_data::Batch;
 use tandem_heads::TaskSet;
+use tandem_optim::weighting::Representation;
 use tandem_share::NetOutput;
 use tandem_tensor::{hash_seed, is_finite, TaskMap};
 
@@ -28,8 +29,26 @@ impl Trainer {
         batch: &Batch,
     ) -> Result<bool> {
         let (epoch, step) = (run.epoch, run.step);
-        let out = fit.net.forward_t(&batch.input, true)?;
-        let losses = match task_losses(fit.tasks, &run.active, &out, batch, epoch, step)? {
+        // Representation mode: the heads read a leaf cut from the trunk's output.
+        let split = if self.weighting.wants_representation() {
+            Some(fit.net.forward_split(&batch.input, true)?.ok_or_else(|| {
+                TrainError::config(
+                    "weighting.on",
+                    "\"representation\" needs a network with one shared representation (hard sharing)",
+                )
+            })?)
+        } else {
+            None
+        };
+        let owned;
+        let out = match &split {
+            Some(s) => &s.output,
+            None => {
+                owned = fit.net.forward_t(&batch.input, true)?;
+                &owned
+            }
+        };
+        let losses = match task_losses(fit.tasks, &run.active, out, batch, epoch, step)? {
             Ok(losses) => losses,
             Err(e) => {
                 self.config.on_non_finite.handle(e, &mut run.skipped)?;
@@ -45,7 +64,10 @@ impl Trainer {
             shared: &fit.params.shared,
             last_shared: &fit.params.last_shared,
             penalty: out.penalty.as_ref(),
-            representation: None,
+            representation: split.as_ref().map(|s| Representation {
+                leaf: &s.leaf,
+                features: &s.features,
+            }),
             rng: &mut rng,
             epoch,
             step,
