@@ -82,13 +82,17 @@ def main():
         for method, agg in methods(t).items():
             grad = agg(m.clone())
             entry = {"grad": grad.tolist(), "comparable": True}
-            # Nash-MTL and FairGrad solve G w = w^(-1/alpha) iteratively (cvxpy/ECOS, scipy's
-            # least_squares); where TorchJD's solver stops short (ECOS failure: it keeps the
-            # initial weights; iteration limit; no solution for a singular G) its answer is not
-            # the method's and is kept out of the comparison, with the residual it left.
+            # FairGrad solves G w = w^(-1/alpha) iteratively (scipy's least_squares); where
+            # TorchJD's solver stops short (iteration limit; no solution for a singular G) its
+            # answer is not the method's and is kept out of the comparison, with the residual it
+            # left. Nash-MTL is always compared: tandem's default solver runs TorchJD's own
+            # sequence of convex programs (CCP), stopping where it stops; the residual of
+            # G a = 1/a is recorded for information only.
             if method == "nash_mtl":
-                w, p = torch.tensor(agg.weighting.prvs_alpha, dtype=torch.float64), 1.0
-            elif method.startswith("fairgrad"):
+                a = torch.tensor(agg.weighting.prvs_alpha, dtype=torch.float64)
+                res = (m @ m.T @ a - 1.0 / a).norm() / (1.0 / a).norm()
+                entry["residual"] = res.item()
+            if method.startswith("fairgrad"):
                 p = 1.0 if method == "fairgrad" else 2.0
                 w = agg.gramian_weighting(m @ m.T)
             else:

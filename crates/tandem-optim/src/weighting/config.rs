@@ -127,6 +127,8 @@ weighting_config! {
     DualProj(super::dualproj::DualProjConfig) = "dualproj",
     /// `imtl_g`: equal projections on the unit task gradients ([`ImtlG`](super::imtl_g::ImtlG)).
     ImtlG(super::imtl_g::ImtlGConfig) = "imtl_g",
+    /// `imtl`: learnable loss scales, then IMTL-G on the scaled losses ([`Imtl`](super::imtl::Imtl)).
+    Imtl(super::imtl::ImtlConfig) = "imtl",
     /// `cagrad`: the worst task's improvement near the mean ([`Cagrad`](super::cagrad::Cagrad)).
     Cagrad(super::cagrad::CagradConfig) = "cagrad",
     /// `nash_mtl`: the Nash bargaining solution ([`NashMtl`](super::nash_mtl::NashMtl)).

@@ -37,6 +37,7 @@ pub mod cagrad;
 pub mod con_fig;
 pub mod dualproj;
 pub mod fairgrad;
+pub mod imtl;
 pub mod imtl_g;
 pub mod nash_mtl;
 pub mod upgrad;
