@@ -45,6 +45,13 @@ pub struct BenchArgs {
     /// Run tandem without its malloc tuning (`TANDEM_MALLOC_TUNING=0`).
     #[arg(long)]
     pub no_malloc_tuning: bool,
+    /// Time the training step of every weighting method instead (5 tasks, batch 64; JSON keys
+    /// `weighting_<method>_step_ms` and `weighting_<method>_ratio`, relative to `equal`).
+    #[arg(long)]
+    pub weightings: bool,
+    /// Optimizer steps per timed run with `--weightings`.
+    #[arg(long, default_value_t = 8)]
+    pub steps: usize,
     /// Give PyTorch the same glibc malloc settings tandem applies to itself (mmap threshold
     /// 32 MiB, trim threshold 256 MiB, through `GLIBC_TUNABLES`).
     #[arg(long)]
@@ -179,6 +186,14 @@ fn torch_available(python: &str) -> std::result::Result<(), String> {
 
 /// `cargo xtask bench`.
 pub fn bench(args: &BenchArgs) -> Result<()> {
+    if args.weightings {
+        let report = crate::bench_weighting::run(args.steps.max(1), args.rounds.max(1))?;
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_string_pretty(&Value::Object(report))?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(());
+    }
     let exe = std::env::current_exe()?;
     let torch = torch_available(&args.python);
     if let Err(why) = &torch {

@@ -4,11 +4,13 @@
 //!   reruns the experiments behind tandem's multi-task claims and writes `metrics.json` and
 //!   `REPORT.md`.
 //! - `cargo xtask bench [--rounds N] [--seconds S] [--json FILE]`: training and inference
-//!   speed of the TCDCN network, tandem vs PyTorch (see `docs/performance.md`).
+//!   speed of the TCDCN network, tandem vs PyTorch (see `docs/performance.md`);
+//!   `--weightings`: the training step of every weighting method relative to `equal`.
 //!
 //! The `xtask` alias builds this binary in release mode, so training runs optimized and
 //! in-process.
 mod bench;
+mod bench_weighting;
 mod reproduce;
 
 use clap::{Parser, Subcommand};

@@ -12,6 +12,9 @@
 //! key = "single"
 //! tasks = ["landmarks"]      # overrides merged over [base]
 //! ```
+//! A variant may name the budgets it runs in, `budgets = ["full", "real"]` (default: every
+//! budget), so the quick suite can run a representative subset.
+//!
 //! A table whose keys are all budget names (`quick`, `full`, `real`, `real_quick`) is replaced
 //! by the value for the budget being run. The merged table must be a valid `RunConfig`:
 //! unknown keys are errors naming the key.
@@ -35,6 +38,16 @@ pub enum Budget {
 }
 
 impl Budget {
+    /// The budget's name in experiment files (`quick`, `full`, `real_quick`, `real`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Quick => "quick",
+            Self::Full => "full",
+            Self::RealQuick => "real_quick",
+            Self::Real => "real",
+        }
+    }
+
     fn keys(self) -> &'static [&'static str] {
         match self {
             Self::Quick => &["quick", "full"],
@@ -122,6 +135,24 @@ pub fn parse(text: &str, origin: &str, budget: Budget) -> Result<Experiment> {
         if out.iter().any(|o: &Variant| o.key == key) {
             bail!("{origin}: variant key {key:?} is used twice");
         }
+        match v.remove("budgets") {
+            None => {}
+            Some(Value::Array(names)) => {
+                let mut runs = false;
+                for n in &names {
+                    let Some(n) = n.as_str().filter(|n| BUDGET_KEYS.contains(n)) else {
+                        bail!(
+                            "{origin}: variant {key}: budgets: {n} is not one of {BUDGET_KEYS:?}"
+                        );
+                    };
+                    runs |= budget.name() == n;
+                }
+                if !runs {
+                    continue;
+                }
+            }
+            Some(_) => bail!("{origin}: variant {key}: budgets: expected a list of budget names"),
+        }
         // Budgets resolve first (they are leaves), then the variant merges onto the base by
         // the same rule a run configuration merges onto the defaults.
         let Value::Table(mut merged) = resolve(Value::Table(base.clone()), budget) else {
@@ -168,6 +199,36 @@ fn resolve(v: Value, budget: Budget) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variants_run_in_their_budgets_only() {
+        let doc = r#"
+name = "t"
+title = "T"
+claim = "C"
+[[variant]]
+key = "always"
+[[variant]]
+key = "full_only"
+budgets = ["full", "real"]
+"#;
+        let keys = |b| -> Vec<String> {
+            parse(doc, "t.toml", b)
+                .unwrap()
+                .variants
+                .into_iter()
+                .map(|v| v.key)
+                .collect()
+        };
+        assert_eq!(keys(Budget::Quick), ["always"]);
+        assert_eq!(keys(Budget::Full), ["always", "full_only"]);
+        let bad = doc.replace(r#"["full", "real"]"#, r#"["fast"]"#);
+        let err = parse(&bad, "t.toml", Budget::Full)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("budgets") && err.contains("fast"), "{err}");
+    }
 
     const DOC: &str = r#"
 name = "t"

@@ -254,6 +254,7 @@ fn run_all(
                 runs.push(d.run);
             }
             timings.training.add(&vt);
+            results.set_step_seconds(format!("{}/{}", e.name, v.key), vt.step_seconds);
             timings.variants.insert(format!("{}/{}", e.name, v.key), vt);
             results.add(e, &v.key, runs);
         }

@@ -60,6 +60,10 @@ struct ExperimentResult {
 #[derive(Serialize, Default)]
 pub struct Results {
     experiments: BTreeMap<String, ExperimentResult>,
+    /// Seconds spent in optimizer steps per `experiment/variant` (for the report's step-time
+    /// column; not in `metrics.json`, which must not depend on the machine's load).
+    #[serde(skip)]
+    step_seconds: BTreeMap<String, f64>,
 }
 
 fn to_map(m: &TaskMap<MetricValues>) -> BTreeMap<String, MetricValues> {
@@ -94,6 +98,12 @@ fn aggregate(runs: &[BTreeMap<String, MetricValues>]) -> BTreeMap<String, Metric
 
 impl Results {
     /// Records variant `key` of `e` over one or more seeds (the first seed's history is kept).
+    /// Records the optimizer-step seconds of `experiment/variant` (0 when taken from an
+    /// earlier run).
+    pub fn set_step_seconds(&mut self, label: String, seconds: f64) {
+        self.step_seconds.insert(label, seconds);
+    }
+
     pub fn add(&mut self, e: &Experiment, key: &str, runs: Vec<SeedRun>) {
         let Some(first) = runs.first() else { return };
         let val: Vec<_> = runs.iter().map(|r| to_map(&r.report.best)).collect();
@@ -273,7 +283,9 @@ impl Results {
             "NME: mean landmark error normalised by the inter-ocular distance (%); failure: share \
              of faces with NME > 10 % (%); attribute columns: classification error (%); Δm: mean \
              relative improvement of every task's metric over the experiment's single-task \
-             baseline (positive is better), as in LibMTL.\n\n",
+             baseline (positive is better), as in LibMTL; step time ×: seconds in optimizer \
+             steps relative to the `equal` variant (else the experiment's first), measured while \
+             the suite runs other variants beside it (`cargo xtask bench` gives clean figures).\n\n",
         );
         if real {
             s.push_str(
@@ -318,8 +330,8 @@ impl Results {
             for t in &task_cols {
                 s.push_str(&format!(" {t} error % |"));
             }
-            s.push_str(" Δm % | gap | best epoch |\n|---|---|---|---|");
-            s.push_str(&"---|".repeat(task_cols.len() + 3));
+            s.push_str(" Δm % | gap | best epoch | step time × |\n|---|---|---|---|");
+            s.push_str(&"---|".repeat(task_cols.len() + 4));
             s.push('\n');
             for v in &e.variants {
                 let Some(res) = r.variants.get(&v.key) else {
@@ -348,7 +360,8 @@ impl Results {
                     .map(|d| format!("{d:+.2}"))
                     .unwrap_or("–".into());
                 let gap = res.gap.map(|g| format!("{g:.5}")).unwrap_or("–".into());
-                s.push_str(&format!(" {dm} | {gap} | {} |\n", res.best_epoch));
+                let step = self.relative_step_time(e, &v.key);
+                s.push_str(&format!(" {dm} | {gap} | {} | {step} |\n", res.best_epoch));
             }
             if r.variants.values().any(|v| !v.evals.is_empty()) {
                 s.push_str(&eval_table(e, r, &task_cols));
@@ -364,6 +377,27 @@ impl Results {
             }
         }
         s
+    }
+
+    /// The variant's optimizer-step seconds over those of `equal` (else of the first variant)
+    /// in the same experiment; `–` when either was not timed in this run.
+    fn relative_step_time(&self, e: &Experiment, key: &str) -> String {
+        let secs = |k: &str| {
+            self.step_seconds
+                .get(&format!("{}/{k}", e.name))
+                .copied()
+                .filter(|s| *s > 0.0)
+        };
+        let base = e
+            .variants
+            .iter()
+            .find(|v| v.key == "equal")
+            .or(e.variants.first())
+            .and_then(|v| secs(&v.key));
+        match (secs(key), base) {
+            (Some(a), Some(b)) => format!("{:.2}", a / b),
+            _ => "–".into(),
+        }
     }
 
     /// Single-task reference metrics: landmark metrics of the experiment's single-task variant

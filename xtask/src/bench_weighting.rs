@@ -1,0 +1,95 @@
+//! `cargo xtask bench --weightings`: the training step of every weighting method, 5 tasks,
+//! batch 64, hard sharing on the TCDCN trunk (SynthFaces), relative to `equal`.
+//!
+//! Each method trains `--steps` optimizer steps (after one warm-up run of the same length
+//! for `equal`) through the real trainer (`tandem::run::train_with`); the figure is the
+//! trainer's own step time (forward, losses, the weighting's backward passes and solver,
+//! optimizer update; batching and evaluation excluded) per step, the median of `--rounds`
+//! runs. Gradient methods are timed on the shared parameters (`T` backward passes) and, for
+//! those listed in [`REPRESENTATION`], on the shared representation as well (`<kind>_rep`).
+use anyhow::{Context, Result};
+use candle_core::Device;
+use serde_json::{json, Map, Value};
+use tandem::RunConfig;
+use tandem_train::WeightingConfig;
+
+/// Gradient methods also timed in the representation mode.
+const REPRESENTATION: [&str; 5] = ["mgda", "upgrad", "cagrad", "nash_mtl", "imtl_g"];
+
+fn config(weighting: &str, steps: usize) -> Result<RunConfig> {
+    let text = format!(
+        r#"tasks = ["landmarks", "gender", "smile", "glasses", "pose"]
+sharing = {{ kind = "hard" }}
+stopper = {{ kind = "off" }}
+weighting = {weighting}
+[train]
+epochs = 1
+batch_size = 64
+seed = 7
+[data]
+train_size = {}
+val_size = 64
+"#,
+        64 * steps
+    );
+    RunConfig::from_toml(&text, "bench").map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Median milliseconds per optimizer step of one method.
+fn time(weighting: &str, steps: usize, rounds: usize) -> Result<f64> {
+    let cfg = config(weighting, steps)?;
+    let data = tandem::run::RunData::synthetic(&cfg, 7).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut v = Vec::new();
+    for _ in 0..rounds {
+        let out = tandem::run::train_with(
+            &cfg,
+            &data,
+            &Device::Cpu,
+            &tandem::run::RunOptions::default(),
+            |_| {},
+        )
+        .with_context(|| format!("training with {weighting}"))?;
+        v.push(out.timing.step_seconds * 1000.0 / steps as f64);
+    }
+    v.sort_by(f64::total_cmp);
+    Ok(v[v.len() / 2])
+}
+
+/// Times every method; prints a table and returns `{"weighting_<key>_step_ms": ..,
+/// "weighting_<key>_ratio": ..}`.
+pub fn run(steps: usize, rounds: usize) -> Result<Map<String, Value>> {
+    let mut methods: Vec<(String, String)> = WeightingConfig::kinds()
+        .iter()
+        .map(|k| {
+            let w = match *k {
+                "static" => r#"{ kind = "static", aux = 0.01 }"#.to_string(),
+                k => format!(r#"{{ kind = "{k}" }}"#),
+            };
+            (k.to_string(), w)
+        })
+        .collect();
+    for k in REPRESENTATION {
+        methods.push((
+            format!("{k}_rep"),
+            format!(r#"{{ kind = "{k}", on = "representation" }}"#),
+        ));
+    }
+    time(r#"{ kind = "equal" }"#, steps, 1)?; // warm-up
+    let equal = time(r#"{ kind = "equal" }"#, steps, rounds)?;
+    let mut out = Map::new();
+    println!(
+        "\n{:<22} {:>10} {:>8}",
+        "weighting (T=5, B=64)", "ms/step", "× equal"
+    );
+    for (key, w) in methods {
+        let ms = if key == "equal" {
+            equal
+        } else {
+            time(&w, steps, rounds)?
+        };
+        println!("{key:<22} {ms:>10.1} {:>8.2}", ms / equal);
+        out.insert(format!("weighting_{key}_step_ms"), json!(ms));
+        out.insert(format!("weighting_{key}_ratio"), json!(ms / equal));
+    }
+    Ok(out)
+}
