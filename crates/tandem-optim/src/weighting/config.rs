@@ -1,5 +1,5 @@
 //! [`WeightingConfig`]: a weighting as serde data (for experiment files).
-use super::{Dwa, Equal, GradNorm, PcGrad, Static, Uncertainty, Weighting};
+use super::{Dwa, Equal, GradNorm, GradNormUpdate, PcGrad, Static, Uncertainty, Weighting};
 use crate::{OptimError, Result};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
@@ -29,7 +29,7 @@ macro_rules! weighting_config {
         /// ```
         /// use tandem_optim::WeightingConfig;
         /// let c: WeightingConfig = serde_json::from_str(r#"{"kind": "gradnorm", "alpha": 1.0}"#)?;
-        /// assert_eq!(c, WeightingConfig::GradNorm { alpha: 1.0, lr: 0.025 });
+        /// assert_eq!(c, WeightingConfig::GradNorm { alpha: 1.0, lr: 0.025, update: Default::default() });
         /// let c: WeightingConfig = serde_json::from_str(r#"{"kind": "static", "weights": {"smile": 0.1}}"#)?;
         /// # Ok::<(), serde_json::Error>(())
         /// ```
@@ -68,9 +68,13 @@ macro_rules! weighting_config {
         /// Asymmetry `α`. Default 1.5.
         #[serde(default = "default_alpha")]
         alpha: f64,
-        /// Learning rate of the weights, `η_w`. Default 0.025.
+        /// Learning rate of the weights, `η_w`. Default 0.025 (unused with `update = "libmtl"`).
         #[serde(default = "default_gradnorm_lr")]
         lr: f64,
+        /// `paper` (default) or `libmtl` (softmax weights trained by the model's optimizer,
+        /// a first epoch of equal weights; see [`GradNorm`]).
+        #[serde(default, skip_serializing_if = "GradNormUpdate::is_default")]
+        update: GradNormUpdate,
     },
     /// [`PcGrad`]: conflicting shared gradients projected onto each other's normal plane.
     #[serde(rename = "pcgrad")]
@@ -244,7 +248,7 @@ impl WeightingConfig {
                     return Err(OptimError::config("weighting.temperature", "must be > 0"));
                 }
             }
-            Self::GradNorm { alpha, lr } => {
+            Self::GradNorm { alpha, lr, .. } => {
                 if !(alpha.is_finite() && *alpha >= 0.0) {
                     return Err(OptimError::config("weighting.alpha", "must be ≥ 0"));
                 }
@@ -282,7 +286,12 @@ impl WeightingConfig {
                 Box::new(Uncertainty::with_init(tasks, *init, vb.pp("weighting"))?)
             }
             Self::Dwa { temperature } => Box::new(Dwa::new(*temperature)),
-            Self::GradNorm { alpha, lr } => Box::new(GradNorm::new(*alpha, *lr)),
+            Self::GradNorm { alpha, lr, update } => match update {
+                GradNormUpdate::Paper => Box::new(GradNorm::new(*alpha, *lr)),
+                GradNormUpdate::Libmtl => {
+                    Box::new(GradNorm::libmtl(*alpha, tasks, vb.pp("weighting"))?)
+                }
+            },
             Self::PcGrad => Box::new(PcGrad::new()),
             other => match other.method() {
                 Some(m) => m.build(&tasks.task_info(), vb.pp("weighting"))?,

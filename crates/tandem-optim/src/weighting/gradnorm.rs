@@ -16,12 +16,43 @@
 //! its first step. A task absent from an epoch's training losses (stopped) is dropped at the
 //! epoch's end and the rest renormalised to sum to their count.
 //! Cost: one backward pass per task.
+//!
+//! ## `update = "libmtl"`: LibMTL's variant
+//! LibMTL's `GradNorm.py` (Lin et al. 2022) differs in three ways, and `update = "libmtl"`
+//! follows it: the weights are `w = T·softmax(s)` with logits `s_t` that are variables of the
+//! model (`weighting.gradnorm.<task>`, trained by the run's optimizer with the gradient
+//! `∂L_grad/∂s_k = d_k w_k − p_k Σ_i d_i w_i`, `d_i = sign(G_i − Ḡ r_i^α)·‖∇ L_i‖`,
+//! `p = softmax(s)`), so a weight moves by about one learning rate per step in log space
+//! whatever the gradient scale; the first epoch trains with equal weights and `L_i(0)` is
+//! its mean training loss; and `‖∇ L_i‖` is taken on all shared parameters, not the last
+//! shared layer. `lr` is unused there. docs/experiments.md compares the two on the face tasks.
 use super::per_task::{flat, norm, per_task_grads};
-use super::{StepContext, Update, Weighting};
+use super::{weighted_sum, StepContext, Update, Weighting};
 use crate::state;
 use candle_core::Tensor;
+use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
-use tandem_tensor::TaskMap;
+use tandem_tensor::{TaskList, TaskMap};
+
+/// How GradNorm moves its weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GradNormUpdate {
+    /// The paper's rule: gradient descent on `w` at `lr`, clamped and renormalised; `L_i(0)`
+    /// the first step's loss; norms on the last shared layer (default).
+    #[default]
+    Paper,
+    /// LibMTL's: softmax logits trained by the model's optimizer, a first epoch of equal
+    /// weights, norms on every shared parameter.
+    Libmtl,
+}
+
+impl GradNormUpdate {
+    /// `true` for the default, to leave it out when serialising.
+    pub fn is_default(&self) -> bool {
+        *self == Self::Paper
+    }
+}
 
 /// The name of this state in errors.
 const STATE: &str = "weighting state (gradnorm)";
@@ -44,6 +75,8 @@ pub struct GradNorm {
     alpha: f64,
     lr: f64,
     state: GradNormState,
+    /// LibMTL's logits `s_t` (`update = "libmtl"`), `None` for the paper's rule.
+    logits: Option<TaskMap<Tensor>>,
 }
 
 impl Default for GradNorm {
@@ -60,7 +93,108 @@ impl GradNorm {
             alpha,
             lr,
             state: GradNormState::default(),
+            logits: None,
         }
+    }
+
+    /// LibMTL's variant (see the module doc): one logit `s_t = 0` per task under `vb`
+    /// (`<vb>.gradnorm.<task>`), trained by the run's optimizer.
+    pub fn libmtl<T: TaskList + ?Sized>(
+        alpha: f64,
+        tasks: &T,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
+        let mut logits = TaskMap::new();
+        for task in tasks.task_info() {
+            let s = vb.get_with_hints(1, &format!("gradnorm.{}", task.name), Init::Const(0.0))?;
+            logits.insert(task.name, s);
+        }
+        Ok(Self {
+            logits: Some(logits),
+            ..Self::new(alpha, 0.0)
+        })
+    }
+
+    /// LibMTL's step: equal weights in the first epoch, then `T·softmax(s)` with the logits'
+    /// gradient from `L_grad`.
+    fn backward_libmtl(
+        &mut self,
+        logits: &TaskMap<Tensor>,
+        losses: &TaskMap<Tensor>,
+        ctx: &mut StepContext,
+    ) -> candle_core::Result<Update> {
+        let ready = ctx.epoch >= 1 && losses.keys().all(|t| self.state.initial_losses.contains(t));
+        if !ready {
+            let ones = losses.map(|_, _| 1.0);
+            let grads = ctx.backward(weighted_sum(losses, &ones)?)?;
+            return Ok(Update {
+                grads,
+                weights: ones,
+            });
+        }
+        let names: Vec<String> = losses.keys().map(String::from).collect();
+        let mut s = Vec::with_capacity(names.len());
+        for name in &names {
+            let Some(l) = logits.get(name) else {
+                candle_core::bail!("gradnorm: no logit for task {name}");
+            };
+            s.push(f64::from(l.flatten_all()?.to_vec1::<f32>()?[0]));
+        }
+        let max = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = s.iter().map(|v| (v - max).exp()).collect();
+        let z: f64 = e.iter().sum();
+        let p: Vec<f64> = e.iter().map(|v| v / z).collect();
+        let t = names.len() as f64;
+        let w: Vec<f64> = p.iter().map(|p| t * p).collect();
+        let weights = TaskMap::from_iter(names.iter().cloned().zip(w.iter().copied()));
+        let values = losses.try_map(|_, l| l.to_scalar::<f32>().map(f64::from))?;
+        let stores = per_task_grads(losses)?;
+        let mut norms = Vec::with_capacity(names.len());
+        for (_, store) in &stores {
+            norms.push(norm(&flat(store, ctx.shared)?));
+        }
+        let mut grads = ctx.combine(stores, &weights)?;
+        let g: Vec<f64> = w.iter().zip(&norms).map(|(w, n)| w * n).collect();
+        let g_mean = g.iter().sum::<f64>() / t;
+        let ratios: Vec<f64> = names
+            .iter()
+            .map(
+                |n| match (values.get(n), self.state.initial_losses.get(n)) {
+                    (Some(l), Some(l0)) if *l0 > 0.0 && l0.is_finite() && l.is_finite() => l / l0,
+                    _ => 1.0,
+                },
+            )
+            .collect();
+        let ratio_mean = ratios.iter().sum::<f64>() / t;
+        let d: Vec<f64> = g
+            .iter()
+            .zip(&ratios)
+            .zip(&norms)
+            .map(|((gi, ratio), n)| {
+                let r = if ratio_mean > 0.0 {
+                    ratio / ratio_mean
+                } else {
+                    1.0
+                };
+                let diff = gi - g_mean * r.powf(self.alpha);
+                let sign = if diff > 0.0 {
+                    1.0
+                } else if diff < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                };
+                sign * n
+            })
+            .collect();
+        let dw: f64 = d.iter().zip(&w).map(|(d, w)| d * w).sum();
+        for (k, name) in names.iter().enumerate() {
+            let Some(l) = logits.get(name) else { continue };
+            let gs = d[k] * w[k] - p[k] * dw;
+            let grad = Tensor::full(gs as f32, l.shape(), l.device())?.to_dtype(l.dtype())?;
+            grads.insert(l, grad);
+        }
+        Ok(Update { grads, weights })
     }
 
     /// The learned state.
@@ -128,6 +262,9 @@ impl Weighting for GradNorm {
         losses: &TaskMap<Tensor>,
         ctx: &mut StepContext,
     ) -> candle_core::Result<Update> {
+        if let Some(logits) = self.logits.clone() {
+            return self.backward_libmtl(&logits, losses, ctx);
+        }
         if ctx.last_shared.is_empty() && !losses.is_empty() {
             candle_core::bail!("GradNorm needs the network's last shared layer, and it names none");
         }
@@ -152,7 +289,16 @@ impl Weighting for GradNorm {
         Ok(Update { grads, weights })
     }
 
-    fn end_epoch(&mut self, _epoch: usize, train_losses: &TaskMap<f64>) -> candle_core::Result<()> {
+    fn end_epoch(&mut self, epoch: usize, train_losses: &TaskMap<f64>) -> candle_core::Result<()> {
+        if self.logits.is_some() {
+            // LibMTL: L_i(0) is the first epoch's mean training loss.
+            if epoch == 0 {
+                for (task, l) in train_losses.iter() {
+                    self.state.initial_losses.insert(task, *l);
+                }
+            }
+            return Ok(());
+        }
         let before = self.state.weights.len();
         self.state.weights = self
             .state
@@ -277,6 +423,73 @@ mod tests {
             )
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         assert_eq!(other.grad_norm_state(), gn.grad_norm_state());
+        Ok(())
+    }
+
+    /// LibMTL's variant on the same toy: `W = (1, 1)`, `L_a = 2W₀²`, `L_b = ½W₁`. Epoch 0 trains
+    /// with equal weights and records `L(0) = (2, ½)` at its end; in epoch 1 with `s = 0`:
+    /// `w = (1, 1)`, `p = (½, ½)`, `G = (4, ½)`, `Ḡ = 2.25`, `r = (1, 1)`, `d = (4, −½)`,
+    /// `∂L_grad/∂s = d ⊙ w − p (d · w) = (2.25, −2.25)` (PyTorch through `2·softmax(s)` agrees:
+    /// `∂w_a/∂s_a = ½`, `∂w_b/∂s_a = −½`, so `4·½ + (−½)(−½) = 2.25`).
+    #[test]
+    fn libmtl_update_by_hand() -> candle_core::Result<()> {
+        use candle_nn::VarMap;
+        let dev = Device::Cpu;
+        let vars = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vars, candle_core::DType::F32, &dev);
+        let tasks = [
+            tandem_tensor::TaskInfo::regression("a"),
+            tandem_tensor::TaskInfo::regression("b"),
+        ];
+        let mut gn = GradNorm::libmtl(1.5, &tasks[..], vb.pp("weighting"))?;
+        let wv = Var::new(&[1.0f32, 1.0], &dev)?;
+        let losses = |wv: &Var| -> candle_core::Result<TaskMap<Tensor>> {
+            let t = wv.as_tensor();
+            Ok(TaskMap::new()
+                .with("a", (t.narrow(0, 0, 1)?.sqr()? * 2.0)?.sum_all()?)
+                .with("b", (t.narrow(0, 1, 1)? * 0.5)?.sum_all()?))
+        };
+        let shared = vec![("W".to_string(), wv.clone())];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        for epoch in 0..2 {
+            let mut ctx = StepContext {
+                trainable: &shared,
+                shared: &shared,
+                last_shared: &shared,
+                penalty: None,
+                representation: None,
+                rng: &mut rng,
+                epoch,
+                step: epoch as u64,
+            };
+            let u = gn.backward(&losses(&wv)?, &mut ctx)?;
+            assert_eq!(u.weights, TaskMap::new().with("a", 1.0).with("b", 1.0));
+            let g = u
+                .grads
+                .get(wv.as_tensor())
+                .map(|g| g.to_vec1::<f32>())
+                .transpose()?;
+            assert_eq!(g, Some(vec![4.0, 0.5]));
+            let data = vars
+                .data()
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("lock".into()))?;
+            let sa = data["weighting.gradnorm.a"].as_tensor().clone();
+            let sb = data["weighting.gradnorm.b"].as_tensor().clone();
+            drop(data);
+            let ga = u.grads.get(&sa).map(|g| g.to_vec1::<f32>()).transpose()?;
+            let gb = u.grads.get(&sb).map(|g| g.to_vec1::<f32>()).transpose()?;
+            if epoch == 0 {
+                assert_eq!(
+                    (ga, gb),
+                    (None, None),
+                    "no logit gradient in the first epoch"
+                );
+                gn.end_epoch(0, &TaskMap::new().with("a", 2.0).with("b", 0.5))?;
+            } else {
+                assert_eq!((ga, gb), (Some(vec![2.25]), Some(vec![-2.25])));
+            }
+        }
         Ok(())
     }
 }

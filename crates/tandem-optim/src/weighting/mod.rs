@@ -69,7 +69,7 @@ pub use config::{MethodConfig, WeightingConfig};
 pub use dwa::Dwa;
 pub use equal::Equal;
 pub use fixed::Static;
-pub use gradnorm::{GradNorm, GradNormState};
+pub use gradnorm::{GradNorm, GradNormState, GradNormUpdate};
 pub use pcgrad::{project_conflicting, PcGrad};
 pub use uncertainty::Uncertainty;
 
