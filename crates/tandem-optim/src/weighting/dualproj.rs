@@ -5,7 +5,7 @@
 //! ```text
 //! w = argmin_{v ≥ u} vᵀ Ĝ v,   Ĝ = G / tr(G) + ε_reg I,   d = Jᵀw
 //! ```
-//! (see [`project_weights`](super::upgrad::project_weights)). Where the mean conflicts with no
+//! (see [`project_weights`]). Where the mean conflicts with no
 //! task, `d` is the mean; otherwise the closest direction that conflicts with none. One QP of
 //! size `T` per step (UPGrad solves `T`). Defaults (TorchJD's): `norm_eps = 1e-4`,
 //! `reg_eps = 1e-4`. Cost: `T` backward passes (parameters) or `T` head passes and one trunk
