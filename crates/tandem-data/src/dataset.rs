@@ -1,4 +1,4 @@
-//! The [`Dataset`] trait and [`Subset`] views.
+//! The [`Dataset`] trait, [`Subset`] views and named [`EvalSet`]s.
 use crate::{DataError, Result, Sample};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -27,6 +27,18 @@ impl<D: Dataset + ?Sized> Dataset for Arc<D> {
     fn get(&self, index: usize) -> Result<Sample> {
         (**self).get(index)
     }
+}
+
+/// A named evaluation set: samples scored with a trained model and never used to select it,
+/// each passed through `transform` (in evaluation mode) when there is one.
+#[derive(Clone)]
+pub struct EvalSet {
+    /// Its name in reports (`val_centred`, `val_net_7876`, ...).
+    pub name: String,
+    /// The samples.
+    pub data: Arc<dyn Dataset>,
+    /// The transform, if any.
+    pub transform: Option<Arc<dyn crate::Transform>>,
 }
 
 /// A view of some indices of another data set.

@@ -27,7 +27,7 @@ mod synth;
 pub mod table;
 
 pub use batch::{sample_rng, Batch, Batcher, Transform};
-pub use dataset::{Dataset, Subset};
+pub use dataset::{Dataset, EvalSet, Subset};
 pub use error::{DataError, Result};
 pub use mtfl::{Mtfl, MtflOptions};
 pub use sample::{GrayImage, Image, Label, Sample};

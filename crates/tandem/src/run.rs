@@ -8,9 +8,9 @@ use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use tandem_data::mtfl::{BoxSpread, CropPolicy, FaceTransform, Mtfl, MtflOptions};
+use tandem_data::mtfl::{CropPolicy, FaceTransform, Mtfl, MtflOptions};
 use tandem_data::table::{Table, TableOptions};
-use tandem_data::{Batcher, Dataset, Subset, SynthFaces, Transform};
+use tandem_data::{Batcher, Dataset, EvalSet, Subset, SynthFaces, Transform};
 use tandem_heads::MetricValues;
 use tandem_tensor::TaskMap;
 use tandem_train::{evaluate, CheckpointConfig, EpochRecord, FitTiming, Report, StepInfo, Trainer};
@@ -28,20 +28,8 @@ pub struct RunData {
     /// Never applied to `test`.
     pub transform: Option<Arc<dyn Transform>>,
     /// Further evaluation sets, scored like `test` with the selected model and never used for
-    /// selection (for real MTFL: the validation split with centred crops, and its faces from
-    /// each source folder).
+    /// selection (for real MTFL: [`Mtfl::evaluation_sets`]).
     pub evals: Vec<EvalSet>,
-}
-
-/// A named evaluation set with its own transform (applied in evaluation mode).
-#[derive(Clone)]
-pub struct EvalSet {
-    /// Its name in reports (`val_centred`, `val_net_7876`, ...).
-    pub name: String,
-    /// The samples.
-    pub data: Arc<dyn Dataset>,
-    /// The transform, if any.
-    pub transform: Option<Arc<dyn Transform>>,
 }
 
 impl RunData {
@@ -70,7 +58,7 @@ impl RunData {
     /// validation faces from a *test-like* box (a fixed per-face draw of MTFL's test-crop
     /// spread), test faces whole. Besides `val` (which selects the model), `evals` holds the
     /// validation split with centred crops (`val_centred`) and the validation faces of each
-    /// source folder (`val_lfw_5590`, `val_net_7876`), test-like.
+    /// source folder (`val_lfw_5590`, `val_net_7876`), test-like ([`Mtfl::evaluation_sets`]).
     pub fn mtfl(mtfl: &Mtfl, cfg: &RunConfig, seed: u64) -> Result<Self> {
         let (train, val) = mtfl.split(1.0 - cfg.data.val_fraction, seed)?;
         let train = if cfg.data.train_size > 0 {
@@ -88,41 +76,8 @@ impl RunData {
             eval_seed: crop.eval_seed,
             ..mtfl.face_transform()
         };
-        let centred = FaceTransform {
-            eval_spread: BoxSpread::NONE,
-            ..transform
-        };
+        let evals = mtfl.evaluation_sets(&val, &transform)?;
         let transform: Arc<dyn Transform> = Arc::new(transform);
-        let mut evals = vec![EvalSet {
-            name: "val_centred".into(),
-            data: Arc::new(val.clone()),
-            transform: Some(Arc::new(centred)),
-        }];
-        let records = &mtfl.train_split().records;
-        let folder = |i: usize| {
-            records
-                .get(i)
-                .and_then(|r| r.path.components().next())
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        };
-        let mut folders: Vec<String> = val.indices().iter().filter_map(|&i| folder(i)).collect();
-        folders.sort();
-        folders.dedup();
-        if folders.len() > 1 {
-            for f in folders {
-                let idx: Vec<usize> = val
-                    .indices()
-                    .iter()
-                    .copied()
-                    .filter(|&i| folder(i).as_deref() == Some(f.as_str()))
-                    .collect();
-                evals.push(EvalSet {
-                    name: format!("val_{f}"),
-                    data: Arc::new(Subset::new(mtfl.train(), idx)?),
-                    transform: Some(transform.clone()),
-                });
-            }
-        }
         Ok(Self {
             train: Arc::new(train),
             val: Arc::new(val),
@@ -265,9 +220,6 @@ pub fn train_with(
     let vb = tandem_tensor::seeded_var_builder(&vars, cfg.train.seed, DType::F32, device);
     let net = cfg.sharing.build(&cfg.model, &tasks, vb.clone())?;
     let weighting = cfg.weighting.build(&tasks, vb)?;
-    if tasks.main().is_none() {
-        return Err(crate::Error::config("tasks", "no main task"));
-    }
     // The variables of the epoch with the best validation main-task metric (the epoch the
     // report's metrics come from) are kept by the trainer and, with checkpoints, written to
     // DIR/best so that a resumed run selects the same ones.

@@ -33,7 +33,7 @@ pub use hub::{DataSource, HubOptions};
 pub use image::DecodeLimits;
 pub use parse::{Attribute, ParseOptions, Record};
 
-use crate::{DataError, Dataset, Label, Result, Sample, Subset, Transform};
+use crate::{DataError, Dataset, EvalSet, Label, Result, Sample, Subset, Transform};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tandem_tensor::TaskMap;
@@ -303,6 +303,50 @@ impl Mtfl {
             eval_spread: self.options.eval_spread,
             eval_seed: self.options.eval_seed,
         }
+    }
+
+    /// MTFL's evaluation sets of a validation split `val` of [`Mtfl::train`], scored beside it
+    /// and never used for selection: `val_centred` (the same faces through `transform` with
+    /// no test-like box spread, i.e. the plain centred landmark box) and, when the faces come
+    /// from more than one source folder, `val_<folder>` for each folder in name order
+    /// (`val_lfw_5590`, `val_net_7876`) through `transform` itself.
+    pub fn evaluation_sets(&self, val: &Subset, transform: &FaceTransform) -> Result<Vec<EvalSet>> {
+        let centred = FaceTransform {
+            eval_spread: BoxSpread::NONE,
+            ..*transform
+        };
+        let shared: Arc<dyn Transform> = Arc::new(*transform);
+        let mut sets = vec![EvalSet {
+            name: "val_centred".into(),
+            data: Arc::new(val.clone()),
+            transform: Some(Arc::new(centred)),
+        }];
+        let records = &self.train.records;
+        let folder = |i: usize| {
+            records
+                .get(i)
+                .and_then(|r| r.path.components().next())
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        };
+        let mut folders: Vec<String> = val.indices().iter().filter_map(|&i| folder(i)).collect();
+        folders.sort();
+        folders.dedup();
+        if folders.len() > 1 {
+            for f in folders {
+                let idx: Vec<usize> = val
+                    .indices()
+                    .iter()
+                    .copied()
+                    .filter(|&i| folder(i).as_deref() == Some(f.as_str()))
+                    .collect();
+                sets.push(EvalSet {
+                    name: format!("val_{f}"),
+                    data: Arc::new(Subset::new(self.train(), idx)?),
+                    transform: Some(shared.clone()),
+                });
+            }
+        }
+        Ok(sets)
     }
 }
 
