@@ -11,7 +11,13 @@
 //! by a [`FaceBox`] ([`Predictor::predict_boxed`]); either way the region is resampled to the
 //! model's `input_size × input_size` exactly as MTFL test faces are (box-prefiltered bilinear,
 //! [`tandem_data::mtfl::crop::warp`]), and predicted landmarks are mapped back to pixels of
-//! the image given.
+//! the image given. Models of other inputs (colour photos, table rows) take model-ready inputs,
+//! such as a data set's samples, through [`Predictor::predict_inputs`].
+//!
+//! Each task's output is read as its kind says ([`RunConfig::task_kind`]): points as `(x, y)`
+//! pairs, class tasks as softmax probabilities and the most probable class, binary tasks as two
+//! classes (`1` when the logit is positive, probability `σ(logit)`), regression tasks as their
+//! values, one per label column.
 //!
 //! ```no_run
 //! use tandem::predict::{read_image, Predictor};
@@ -30,7 +36,7 @@
 //! }
 //! # Ok(()) }
 //! ```
-use crate::{Error, Result, RunConfig};
+use crate::{Error, Result, RunConfig, TaskKindConfig};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
@@ -38,8 +44,8 @@ use std::path::Path;
 use std::sync::Arc;
 use tandem_data::mtfl::crop::{warp, Frame};
 use tandem_data::mtfl::image::{read_gray, DecodeLimits};
-use tandem_data::{Batcher, Dataset, GrayImage, Transform};
-use tandem_heads::{TaskKind, TaskSet};
+use tandem_data::{Batcher, Dataset, GrayImage, Image, Transform};
+use tandem_heads::TaskSet;
 use tandem_share::MultiTaskNet;
 use tandem_tensor::checkpoint::{self, CheckpointMeta};
 use tandem_tensor::TaskMap;
@@ -96,34 +102,45 @@ pub struct ClassPrediction {
     pub probabilities: Vec<f32>,
 }
 
-/// What the model says about one image.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What the model says about one input.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Prediction {
-    /// The regression (landmark) task's points as `(x, y)` in pixels of the image given
-    /// (continuous coordinates: pixel `i` covers `[i, i + 1)`); `None` without such a task.
+    /// The first points task's points (the face landmarks) as `(x, y)`: in pixels of the image
+    /// given (continuous coordinates: pixel `i` covers `[i, i + 1)`) for [`Predictor::predict`]
+    /// and [`Predictor::predict_boxed`], in the model's normalised coordinates for
+    /// [`Predictor::predict_inputs`]; `None` without a points task.
     pub landmarks: Option<Vec<(f32, f32)>>,
-    /// Every classification task's prediction, in task order (a JSON object keyed by task).
+    /// Every other points task's points, in task order (a JSON object keyed by task; left out
+    /// when empty).
+    #[serde(default, with = "as_object", skip_serializing_if = "TaskMap::is_empty")]
+    pub points: TaskMap<Vec<(f32, f32)>>,
+    /// Every classification and binary task's prediction, in task order (a JSON object keyed
+    /// by task). A binary task has two classes, `1` when its logit is positive.
     #[serde(with = "as_object")]
     pub classes: TaskMap<ClassPrediction>,
+    /// Every regression task's predicted values, one per label column, in task order (a JSON
+    /// object keyed by task; left out when empty).
+    #[serde(default, with = "as_object", skip_serializing_if = "TaskMap::is_empty")]
+    pub values: TaskMap<Vec<f32>>,
 }
 
 /// Serialises a [`TaskMap`] as an object keyed by task name, in task order.
 mod as_object {
-    use super::{ClassPrediction, TaskMap};
-    use serde::{Deserialize, Deserializer, Serializer};
+    use super::TaskMap;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::collections::BTreeMap;
 
-    pub fn serialize<S: Serializer>(
-        map: &TaskMap<ClassPrediction>,
+    pub fn serialize<T: Serialize, S: Serializer>(
+        map: &TaskMap<T>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
         s.collect_map(map.iter())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
         d: D,
-    ) -> Result<TaskMap<ClassPrediction>, D::Error> {
-        let m = BTreeMap::<String, ClassPrediction>::deserialize(d)?;
+    ) -> Result<TaskMap<T>, D::Error> {
+        let m = BTreeMap::<String, T>::deserialize(d)?;
         Ok(m.into_iter().collect())
     }
 }
@@ -242,9 +259,79 @@ impl Predictor {
         warp(image, frame, s, s)
     }
 
+    /// Predicts inputs that are already what the model reads: the samples of the run's data
+    /// set ([`tandem_data::Dataset::get`]'s `image`), e.g. the standardised feature rows of a
+    /// [`tandem_data::Table`] or its resized photos. Every input must have the shape of the
+    /// model's input (`in_channels × input_size × input_size`, or `in_features × 1 × 1` for an
+    /// MLP); points are returned in the model's normalised coordinates.
+    pub fn predict_inputs(&self, inputs: &[Image]) -> Result<Vec<Prediction>> {
+        let Some(first) = inputs.first() else {
+            return Ok(Vec::new());
+        };
+        let shape = (first.channels, first.height, first.width);
+        let want = self.input_shape();
+        let want = want.unwrap_or(shape);
+        if let Some((i, x)) = inputs.iter().enumerate().find(|(_, x)| {
+            (x.channels, x.height, x.width) != want
+                || x.pixels.len() != x.channels * x.height * x.width
+        }) {
+            return Err(Error::Config {
+                key: format!("input {i}"),
+                reason: format!(
+                    "shape [{}, {}, {}] with {} values (channels, height, width); the model reads \
+                     [{}, {}, {}]",
+                    x.channels,
+                    x.height,
+                    x.width,
+                    x.pixels.len(),
+                    want.0,
+                    want.1,
+                    want.2
+                ),
+            });
+        }
+        let mut pixels = Vec::with_capacity(inputs.len() * first.pixels.len());
+        for x in inputs {
+            pixels.extend_from_slice(&x.pixels);
+        }
+        let input = Tensor::from_vec(pixels, (inputs.len(), want.0, want.1, want.2), &self.device)?;
+        self.decode(&input, inputs.len())
+    }
+
+    /// `[C, H, W]` of the model's input, when the configuration fixes it.
+    fn input_shape(&self) -> Option<(usize, usize, usize)> {
+        if let Some(t) = self.config.model.as_tcdcn() {
+            return Some((t.in_channels, t.input_size, t.input_size));
+        }
+        self.config
+            .model
+            .as_mlp()
+            .filter(|m| m.in_features > 0)
+            .map(|m| (m.in_features, 1, 1))
+    }
+
     fn predict_frames(&self, images: &[&GrayImage], frames: &[Frame]) -> Result<Vec<Prediction>> {
         if images.is_empty() {
             return Ok(Vec::new());
+        }
+        match self.input_shape() {
+            Some((1, _, _)) => {}
+            other => {
+                return Err(Error::Config {
+                    key: "model".into(),
+                    reason: format!(
+                        "predicting from grey face images needs a grey image model (in_channels \
+                         = 1); this one reads {}: give it model-ready inputs with \
+                         Predictor::predict_inputs",
+                        match other {
+                            Some((c, 1, 1)) if self.config.model.as_mlp().is_some() =>
+                                format!("{c} features"),
+                            Some((c, _, _)) => format!("{c} channels"),
+                            None => "inputs of a size fixed by its data".into(),
+                        }
+                    ),
+                });
+            }
         }
         let s = self.input_size();
         let mut pixels = Vec::with_capacity(images.len() * s * s);
@@ -258,35 +345,74 @@ impl Predictor {
             pixels.extend_from_slice(&self.crop(image, frame).pixels);
         }
         let input = Tensor::from_vec(pixels, (images.len(), 1, s, s), &self.device)?;
-        let out = self.net.forward_t(&input, false)?;
-        let mut preds: Vec<Prediction> = (0..images.len())
-            .map(|_| Prediction {
-                landmarks: None,
-                classes: TaskMap::new(),
-            })
-            .collect();
+        let mut preds = self.decode(&input, images.len())?;
+        // Points back to pixels of each image given.
+        for (p, frame) in preds.iter_mut().zip(frames) {
+            let to_source = |pts: &mut Vec<(f32, f32)>| {
+                for q in pts.iter_mut() {
+                    *q = frame.to_source(q.0, q.1);
+                }
+            };
+            if let Some(l) = p.landmarks.as_mut() {
+                to_source(l);
+            }
+            for name in self.tasks.names() {
+                if let Some(pts) = p.points.get_mut(name) {
+                    to_source(pts);
+                }
+            }
+        }
+        Ok(preds)
+    }
+
+    /// Runs the network on `input` (`n` samples) and reads every task's output as its kind
+    /// says ([`RunConfig::task_kind`]); points stay in the model's normalised coordinates.
+    fn decode(&self, input: &Tensor, n: usize) -> Result<Vec<Prediction>> {
+        let out = self.net.forward_t(input, false)?;
+        let mut preds: Vec<Prediction> = (0..n).map(|_| Prediction::default()).collect();
         for task in self.tasks.iter() {
             let Some(y) = out.predictions.get(task.name()) else {
                 continue;
             };
-            match task.kind() {
-                TaskKind::Regression => {
-                    let rows = y.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-                    for ((p, row), frame) in preds.iter_mut().zip(rows).zip(frames) {
-                        let n = row.len() / 2;
-                        let points = (0..n)
-                            .map(|k| frame.to_source(row[k], row[n + k]))
-                            .collect();
+            let kind = self.config.task_kind(task.name());
+            let rows = match kind {
+                Some(TaskKindConfig::Class) => candle_nn::ops::softmax(y, D::Minus1)?,
+                Some(TaskKindConfig::Binary) => candle_nn::ops::sigmoid(y)?,
+                _ => y.clone(),
+            }
+            .to_dtype(DType::F32)?
+            .to_vec2::<f32>()?;
+            let logits = match kind {
+                Some(TaskKindConfig::Binary) => Some(y.to_dtype(DType::F32)?.to_vec2::<f32>()?),
+                _ => None,
+            };
+            for (i, (p, row)) in preds.iter_mut().zip(rows).enumerate() {
+                let name = task.name();
+                match kind {
+                    Some(TaskKindConfig::Points) => {
+                        let m = row.len() / 2;
+                        let pts = (0..m).map(|k| (row[k], row[m + k])).collect();
                         if p.landmarks.is_none() {
-                            p.landmarks = Some(points);
+                            p.landmarks = Some(pts);
+                        } else {
+                            p.points.insert(name, pts);
                         }
                     }
-                }
-                TaskKind::Classification => {
-                    let probs = candle_nn::ops::softmax(y, D::Minus1)?
-                        .to_dtype(DType::F32)?
-                        .to_vec2::<f32>()?;
-                    for (p, row) in preds.iter_mut().zip(probs) {
+                    Some(TaskKindConfig::Regression) => {
+                        p.values.insert(name, row);
+                    }
+                    Some(TaskKindConfig::Binary) => {
+                        let positive = logits.as_ref().is_some_and(|l| l[i][0] > 0.0);
+                        let q = row[0];
+                        p.classes.insert(
+                            name,
+                            ClassPrediction {
+                                class: u32::from(positive),
+                                probabilities: vec![1.0 - q, q],
+                            },
+                        );
+                    }
+                    Some(TaskKindConfig::Class) | None => {
                         let class = row
                             .iter()
                             .enumerate()
@@ -299,7 +425,7 @@ impl Predictor {
                             })
                             .0 as u32;
                         p.classes.insert(
-                            task.name(),
+                            name,
                             ClassPrediction {
                                 class,
                                 probabilities: row,

@@ -3,9 +3,9 @@
 #![allow(clippy::unwrap_used)]
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use tandem::data::{Dataset, SynthConfig, SynthFaces};
+use tandem::data::{Dataset, Image, SynthConfig, SynthFaces};
+use tandem::optim::WeightingConfig;
 use tandem::tensor::checkpoint::{self, CheckpointMeta};
-use tandem::train::WeightingConfig;
 use tandem::{FaceBox, Predictor, RunConfig};
 
 /// Builds the (untrained) network of `cfg` and saves it to `dir`.
@@ -112,4 +112,84 @@ fn load_errors_say_what_is_wrong() {
     std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
     let invalid = Predictor::load(tmp.path(), &Device::Cpu).unwrap_err();
     assert!(invalid.to_string().contains("age"), "{invalid}");
+}
+
+/// Declared tasks of every kind on an MLP: regression outputs are values, binary outputs a
+/// two-class prediction whose class follows the logit's sign, class outputs softmax
+/// probabilities; grey face images are refused with the way to go.
+#[test]
+fn declared_tasks_predict_by_kind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = RunConfig::from_toml(
+        r#"
+        [data]
+        kind = "table"
+        features = ["x", "y", "z"]
+
+        [model]
+        kind = "mlp"
+        in_features = 3
+        hidden = [8]
+
+        [[task]]
+        name = "price"
+        kind = "regression"
+        columns = ["a", "b"]
+
+        [[task]]
+        name = "churn"
+        kind = "binary"
+
+        [[task]]
+        name = "plan"
+        kind = "class"
+        classes = 3
+        "#,
+        "t.toml",
+    )
+    .unwrap();
+    save(&cfg, tmp.path());
+    let p = Predictor::load(tmp.path(), &Device::Cpu).unwrap();
+    let rows: Vec<Image> = (0..4)
+        .map(|i| Image::features(vec![i as f32 * 0.5 - 1.0, 0.25, -(i as f32)]))
+        .collect();
+    let preds = p.predict_inputs(&rows).unwrap();
+    assert_eq!(preds.len(), 4);
+
+    let pixels: Vec<f32> = rows.iter().flat_map(|r| r.pixels.clone()).collect();
+    let x = Tensor::from_vec(pixels, (4, 3, 1, 1), &Device::Cpu).unwrap();
+    let out = p.net().forward_t(&x, false).unwrap();
+    let price = out.predictions["price"].to_vec2::<f32>().unwrap();
+    let churn = out.predictions["churn"].to_vec2::<f32>().unwrap();
+    for (i, pred) in preds.iter().enumerate() {
+        assert!(pred.landmarks.is_none());
+        assert_eq!(pred.values["price"], price[i]);
+        let c = &pred.classes["churn"];
+        let q = 1.0 / (1.0 + (-churn[i][0]).exp());
+        assert!((c.probabilities[1] - q).abs() < 1e-6);
+        assert!((c.probabilities[0] + c.probabilities[1] - 1.0).abs() < 1e-6);
+        assert_eq!(c.class, u32::from(churn[i][0] > 0.0));
+        let plan = &pred.classes["plan"];
+        assert_eq!(plan.probabilities.len(), 3);
+        assert!((plan.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+    let json = serde_json::to_value(&preds[0]).unwrap();
+    assert_eq!(json["values"]["price"].as_array().map(Vec::len), Some(2));
+    assert!(json.get("points").is_none());
+
+    // A row of the wrong width names the input and the shape the model reads.
+    let err = p
+        .predict_inputs(&[Image::features(vec![0.0; 2])])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("input 0") && err.contains("[3, 1, 1]"),
+        "{err}"
+    );
+    // Face images on a table model: a clear error, not a shape failure inside the network.
+    let err = p.predict(&[Image::new(40, 40)]).unwrap_err().to_string();
+    assert!(
+        err.contains("3 features") && err.contains("predict_inputs"),
+        "{err}"
+    );
 }

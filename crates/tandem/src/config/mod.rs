@@ -147,6 +147,13 @@ impl RunConfig {
     /// `weighting = { kind = "equal" }` or `[train.optimizer] kind = "sgd"`) replaces the
     /// default whole, its own missing fields taking that kind's defaults.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
+        Self::from_toml_with(text, origin, toml::Table::new())
+    }
+
+    /// [`RunConfig::from_toml`] with `overrides` laid over the text (as a later file would
+    /// be: `train.epochs` set from the command line keeps the rest of `[train]`), validated
+    /// once, after the overrides.
+    pub fn from_toml_with(text: &str, origin: &str, overrides: toml::Table) -> Result<Self> {
         let err = |e: &dyn std::fmt::Display| Error::Config {
             key: origin.to_string(),
             reason: e.to_string(),
@@ -174,6 +181,7 @@ impl RunConfig {
             }
         }
         merge_toml(&mut merged, over);
+        merge_toml(&mut merged, overrides);
         let cfg: Self = toml::Value::Table(merged).try_into().map_err(|e| err(&e))?;
         cfg.validate()?;
         Ok(cfg)
@@ -423,6 +431,20 @@ impl RunConfig {
         }
     }
 
+    /// The kind of task `name`: its `[[task]]` kind, or for the face preset `points` for the
+    /// landmarks and `class` for the attributes; `None` for a name the configuration lacks.
+    pub fn task_kind(&self, name: &str) -> Option<TaskKindConfig> {
+        if !self.task.is_empty() {
+            return self.task.iter().find(|t| t.name == name).map(|t| t.kind);
+        }
+        self.tasks.iter().find(|t| *t == name)?;
+        let classes = FACE_TASKS.iter().find(|(n, _)| *n == name).map(|(_, c)| *c);
+        Some(match classes {
+            Some(0) => TaskKindConfig::Points,
+            _ => TaskKindConfig::Class,
+        })
+    }
+
     /// The task set. Declared tasks: those marked `main` are main tasks, the others
     /// auxiliary; without any mark the first is the main task. Face preset: the first task is
     /// the main task, every other auxiliary.
@@ -522,7 +544,7 @@ mod tests {
         assert_eq!(cfg.weighting, WeightingConfig::Equal);
         assert_eq!(
             cfg.train.optimizer.lr(),
-            tandem_train::SgdConfig::default().lr
+            tandem_optim::SgdConfig::default().lr
         );
         // the default static weighting adapts to the task list
         assert!(RunConfig::from_toml("tasks = [\"landmarks\", \"pose\"]", "t").is_ok());
