@@ -10,8 +10,8 @@
 use anyhow::{Context, Result};
 use candle_core::Device;
 use serde_json::{json, Map, Value};
+use tandem::optim::WeightingConfig;
 use tandem::RunConfig;
-use tandem_train::WeightingConfig;
 
 /// Gradient methods also timed in the representation mode.
 const REPRESENTATION: [&str; 5] = ["mgda", "upgrad", "cagrad", "nash_mtl", "imtl_g"];

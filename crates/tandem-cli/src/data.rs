@@ -10,14 +10,19 @@ use tandem::run::RunData;
 use tandem::tensor::TaskMap;
 use tandem::RunConfig;
 
-/// Reads and validates the run configuration (the built-in defaults without a file).
-pub fn load_config(path: Option<&Path>) -> Result<RunConfig> {
+/// Reads the run configuration (the built-in defaults without a file) with `overrides` from
+/// the command line laid over it (`{ train = { epochs = 3 } }`), and validates the result once.
+pub fn load_config(path: Option<&Path>, overrides: toml::Table) -> Result<RunConfig> {
     match path {
-        None => Ok(RunConfig::default()),
+        None => Ok(RunConfig::from_toml_with("", "the defaults", overrides)?),
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read the config file {}", p.display()))?;
-            Ok(RunConfig::from_toml(&text, &p.display().to_string())?)
+            Ok(RunConfig::from_toml_with(
+                &text,
+                &p.display().to_string(),
+                overrides,
+            )?)
         }
     }
 }

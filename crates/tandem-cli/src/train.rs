@@ -66,16 +66,28 @@ fn run_data(cfg: &mut RunConfig, data: Option<&Path>) -> Result<RunData> {
     })
 }
 
+/// `v` as a TOML integer (TOML integers are `i64`).
+fn toml_int(v: u64, flag: &str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| anyhow::anyhow!("{flag} {v} is larger than {}", i64::MAX))
+}
+
 /// Runs `tandem train`.
 pub fn run(args: Args) -> Result<()> {
-    let mut cfg = load_config(args.config.as_deref())?;
+    let mut train = toml::Table::new();
     if let Some(e) = args.epochs {
-        cfg.train.epochs = e;
+        train.insert(
+            "epochs".into(),
+            toml::Value::Integer(toml_int(e as u64, "--epochs")?),
+        );
     }
     if let Some(s) = args.seed {
-        cfg.train.seed = s;
+        train.insert("seed".into(), toml::Value::Integer(toml_int(s, "--seed")?));
     }
-    cfg.validate()?;
+    let mut overrides = toml::Table::new();
+    if !train.is_empty() {
+        overrides.insert("train".into(), toml::Value::Table(train));
+    }
+    let mut cfg = load_config(args.config.as_deref(), overrides)?;
     let out = &args.out;
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create the output folder {}", out.display()))?;

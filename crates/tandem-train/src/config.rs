@@ -1,6 +1,7 @@
 //! [`TrainConfig`]: the hyper-parameters of a training run, and [`NonFinitePolicy`].
-use crate::{LrSchedule, OptimizerConfig, Result, TrainError};
+use crate::{Result, TrainError};
 use serde::{Deserialize, Serialize};
+use tandem_optim::{LrSchedule, OptimizerConfig};
 
 /// What the trainer does when a loss, the soft-sharing penalty or a gradient is NaN or infinite.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,7 +102,7 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SgdConfig;
+    use tandem_optim::SgdConfig;
 
     #[test]
     fn config_round_trips_and_names_bad_keys() -> std::result::Result<(), serde_json::Error> {

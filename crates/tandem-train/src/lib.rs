@@ -16,10 +16,13 @@
 //! - [`FitTiming`] ([`timing`]): where the time went, kept apart from the results.
 //!
 //! The pieces the loop drives live in [`tandem_optim`], which needs only candle and
-//! `tandem-tensor`, and are re-exported here: [`Weighting`] ([`Equal`], [`Static`],
-//! [`Uncertainty`], [`Dwa`], [`GradNorm`], [`PcGrad`]; [`WeightingConfig`]), [`TaskStopper`]
-//! ([`TcdcnStopper`], [`PatienceStopper`]; [`StopperConfig`]), the [`Optimizer`] trait with
-//! [`AdamW`] and [`Sgd`] ([`OptimizerConfig`]) and [`LrSchedule`].
+//! `tandem-tensor`, and are used from there (one path per item):
+//! [`Weighting`](tandem_optim::Weighting) and its catalogue
+//! ([`WeightingConfig`](tandem_optim::WeightingConfig)),
+//! [`TaskStopper`](tandem_optim::TaskStopper) ([`StopperConfig`](tandem_optim::StopperConfig)),
+//! the [`Optimizer`](tandem_optim::Optimizer) trait with AdamW and SGD
+//! ([`OptimizerConfig`](tandem_optim::OptimizerConfig)) and
+//! [`LrSchedule`](tandem_optim::LrSchedule).
 //!
 //! Every loop over tasks follows the [`TaskSet`](tandem_heads::TaskSet) order and every loop
 //! over variables follows sorted names, so a run is bit-for-bit repeatable for a seed.
@@ -32,7 +35,8 @@
 //! use tandem_heads::{ClassTask, LandmarkTask, TaskSet};
 //! use tandem_layers::{Tcdcn, TcdcnConfig};
 //! use tandem_share::HardSharing;
-//! use tandem_train::{Static, TrainConfig, Trainer};
+//! use tandem_optim::Static;
+//! use tandem_train::{TrainConfig, Trainer};
 //!
 //! # fn run(data: Arc<dyn Dataset>) -> Result<(), Box<dyn std::error::Error>> {
 //! let (train, val) = Subset::split(data, 0.9, 7)?;
@@ -70,16 +74,6 @@ pub use losses::{batch_losses, BatchLoss};
 pub use run_state::RunState;
 pub use timing::FitTiming;
 pub use trainer::{EpochCallback, RefitConfig, StepCallback, StepInfo, StopperFactory, Trainer};
-
-/// Weightings, optimizers, schedules and stoppers, from [`tandem_optim`] (usable without the
-/// trainer: depend on `tandem-optim` alone).
-pub use tandem_optim::{state, stop, weighting};
-pub use tandem_optim::{
-    AdamW, AdamWConfig, AdamWState, Dwa, Equal, GradNorm, GradNormState, LrSchedule, Observation,
-    OptimError, Optimizer, OptimizerConfig, OptimizerState, PatienceStopper, PcGrad, Sgd,
-    SgdConfig, SgdState, Static, StepContext, StopperConfig, TaskStopper, TcdcnStopper,
-    Uncertainty, Update, Weighting, WeightingConfig,
-};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -5,11 +5,12 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use std::sync::{Arc, Mutex};
-use tandem_tensor::TaskMap;
-use tandem_train::{
+use tandem_optim::{
     Equal, Observation, OptimizerConfig, SgdConfig, StepContext, StopperConfig, TaskStopper,
-    TrainConfig, Trainer, Update, Weighting, WeightingConfig,
+    Update, Weighting, WeightingConfig,
 };
+use tandem_tensor::TaskMap;
+use tandem_train::{TrainConfig, Trainer};
 
 fn config(epochs: usize) -> TrainConfig {
     let mut cfg = TrainConfig {

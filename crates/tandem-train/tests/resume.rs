@@ -7,12 +7,10 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use std::path::Path;
+use tandem_optim::{Equal, StepContext, StopperConfig, Update, Weighting, WeightingConfig};
 use tandem_tensor::TaskMap;
 use tandem_train::checkpoint::{list_checkpoints, read_trainer_state};
-use tandem_train::{
-    CheckpointConfig, Equal, NonFinitePolicy, Report, StepContext, StopperConfig, TrainConfig,
-    TrainError, Trainer, Update, Weighting, WeightingConfig,
-};
+use tandem_train::{CheckpointConfig, NonFinitePolicy, Report, TrainConfig, TrainError, Trainer};
 
 fn config() -> TrainConfig {
     let mut cfg = TrainConfig {

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use tandem_data::{Dataset, GrayImage, Label, Sample, Subset};
 use tandem_heads::{ClassTask, LandmarkTask, TaskSet};
 use tandem_layers::{Tcdcn, TcdcnConfig};
+use tandem_optim::Static;
 use tandem_share::HardSharing;
 use tandem_tensor::TaskMap;
-use tandem_train::{Report, Static, TrainConfig, Trainer};
+use tandem_train::{Report, TrainConfig, Trainer};
 
 /// 32×32 images with five bright dots at the landmarks; the class says whether the dots sit
 /// in the upper or lower half.

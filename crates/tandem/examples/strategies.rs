@@ -13,8 +13,9 @@ use std::sync::Arc;
 use tandem_data::{Dataset, Subset, SynthConfig, SynthFaces};
 use tandem_heads::{ClassTask, LandmarkTask, TaskSet};
 use tandem_layers::TcdcnConfig;
+use tandem_optim::Static;
 use tandem_share::{CrossStitchConfig, SharingConfig, SoftConfig};
-use tandem_train::{Report, Static, TrainConfig, Trainer};
+use tandem_train::{Report, TrainConfig, Trainer};
 
 /// The landmark task and two auxiliary attributes.
 pub fn tasks() -> TaskSet {

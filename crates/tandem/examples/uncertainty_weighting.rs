@@ -5,8 +5,8 @@
 //! ```text
 //! cargo run --release -p tandem --example uncertainty_weighting
 //! ```
+use tandem::optim::Uncertainty;
 use tandem::prelude::*;
-use tandem::train::Uncertainty;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = Device::Cpu;

@@ -15,7 +15,7 @@
 //! | [`share`] | `MultiTaskNet`: independent, hard and soft sharing, cross-stitch |
 //! | [`data`] | `Dataset`, SynthFaces, MTFL, batching |
 //! | [`optim`] | weightings, optimizers, schedules, stoppers (candle and `tandem-tensor` only) |
-//! | [`train`] | `Trainer`, checkpoints and resume, evaluation, history (re-exports [`optim`]) |
+//! | [`train`] | `Trainer`, checkpoints and resume, evaluation, history |
 //!
 //! The facade's own items: [`RunConfig`], the one TOML schema of a run (shared by the `tandem`
 //! command line and the experiments); [`run::train`], which builds, trains and scores a
@@ -72,9 +72,10 @@ pub mod prelude {
     pub use tandem_data::{Batcher, Dataset, Subset, SynthConfig, SynthFaces};
     pub use tandem_heads::{ClassTask, LandmarkTask, Task, TaskSet};
     pub use tandem_layers::{Backbone, Tcdcn, TcdcnConfig};
+    pub use tandem_optim::{Equal, Static, Weighting};
     pub use tandem_share::{HardSharing, Independent, MultiTaskNet, SharingConfig};
     pub use tandem_tensor::{seeded_var_builder, Target, TaskMap};
-    pub use tandem_train::{Equal, Static, TrainConfig, Trainer, Weighting};
+    pub use tandem_train::{TrainConfig, Trainer};
 }
 
 /// The README's examples, compiled and run as doctests.

@@ -3,10 +3,11 @@
 use super::best::BestEpoch;
 use super::{files, list_checkpoints, read_trainer_state, CheckpointConfig, TrainerState};
 use super::{SUMS_FILE, TRAINER_FILE};
-use crate::{Optimizer, Result, TaskStopper, TrainConfig, Weighting};
+use crate::{Result, TrainConfig};
 use candle_nn::VarMap;
 use std::path::{Path, PathBuf};
 use tandem_heads::TaskSet;
+use tandem_optim::{Optimizer, TaskStopper, Weighting};
 use tandem_tensor::{sorted_vars, TaskMap};
 
 /// Where a run resumes from.

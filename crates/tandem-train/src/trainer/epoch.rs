@@ -4,8 +4,9 @@
 use super::{Fit, StepInfo, Trainer};
 use crate::history::improves;
 use crate::timing::add_since;
-use crate::{evaluate, BestEpoch, EpochRecord, Evaluation, Observation, Result, RunState};
+use crate::{evaluate, BestEpoch, EpochRecord, Evaluation, Result, RunState};
 use std::time::Instant;
+use tandem_optim::Observation;
 use tandem_tensor::TaskMap;
 
 impl Trainer {

@@ -17,8 +17,8 @@ use crate::checkpoint::{BestEpoch, Checkpointer, Parts, Resume, RunShape};
 use crate::params::Params;
 use crate::timing::AugmentClock;
 use crate::{
-    CheckpointConfig, EpochRecord, Equal, FitTiming, Optimizer, Report, Result, RunState,
-    StopperConfig, TaskStopper, TrainConfig, TrainError, TrainerState, Weighting,
+    CheckpointConfig, EpochRecord, FitTiming, Report, Result, RunState, TrainConfig, TrainError,
+    TrainerState,
 };
 use candle_core::Device;
 use candle_nn::VarMap;
@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tandem_data::{Batcher, Dataset, Transform};
 use tandem_heads::{Task, TaskSet};
+use tandem_optim::{Equal, Optimizer, StopperConfig, TaskStopper, Weighting};
 use tandem_share::MultiTaskNet;
 use tandem_tensor::TaskMap;
 

@@ -2,7 +2,7 @@
 //! guards ([`NonFinitePolicy`](crate::NonFinitePolicy)), gradient-norm clipping and the
 //! optimizer's update.
 use super::{Fit, Trainer};
-use crate::{Result, RunState, StepContext, TrainError};
+use crate::{Result, RunState, TrainError};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 use rand::SeedableRng;
@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use tandem_data::Batch;
 use tandem_heads::TaskSet;
 use tandem_optim::weighting::Representation;
+use tandem_optim::StepContext;
 use tandem_share::NetOutput;
 use tandem_tensor::{hash_seed, is_finite, TaskMap};
 
