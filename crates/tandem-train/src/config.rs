@@ -45,7 +45,7 @@ pub struct TrainConfig {
     pub eval_batch_size: usize,
     /// Seed of every random choice of the run (shuffling, augmentation, randomised weightings).
     pub seed: u64,
-    /// The optimizer and its hyper-parameters. Default AdamW with [`crate::AdamWConfig::default`].
+    /// The optimizer and its hyper-parameters. Default AdamW with [`tandem_optim::AdamWConfig::default`].
     pub optimizer: OptimizerConfig,
     /// Learning-rate schedule.
     pub schedule: LrSchedule,

@@ -2,7 +2,7 @@
 //!
 //! Training multi-task networks:
 //!
-//! - [`Trainer`]: the loop — seeded batches, forward, per-task losses, a [`Weighting`] that owns
+//! - [`Trainer`]: the loop — seeded batches, forward, per-task losses, a [`Weighting`](tandem_optim::Weighting) that owns
 //!   the backward pass, an optimizer step, evaluation on a validation split every epoch.
 //! - [`TrainConfig`] ([`config`]): the run's hyper-parameters, the optimizer and schedule
 //!   included.

@@ -152,11 +152,11 @@ pub struct TrainerState {
     /// Where the loop stands: position, partial-epoch sums, active tasks, history.
     #[serde(flatten)]
     pub run: RunState,
-    /// The optimizer's state ([`crate::Optimizer::state`]).
+    /// The optimizer's state ([`tandem_optim::Optimizer::state`]).
     pub optimizer: Value,
-    /// The weighting's state ([`crate::Weighting::state`]).
+    /// The weighting's state ([`tandem_optim::Weighting::state`]).
     pub weighting: Value,
-    /// Each auxiliary task's stopper state ([`crate::TaskStopper::state`]).
+    /// Each auxiliary task's stopper state ([`tandem_optim::TaskStopper::state`]).
     pub stoppers: TaskMap<Value>,
 }
 
