@@ -2,8 +2,9 @@
 //!
 //! Training multi-task networks:
 //!
-//! - [`Trainer`]: the loop — seeded batches, forward, per-task losses, a [`Weighting`](tandem_optim::Weighting) that owns
-//!   the backward pass, an optimizer step, evaluation on a validation split every epoch.
+//! - [`Trainer`]: the loop — seeded batches, forward, per-task losses, a
+//!   [`Weighting`](tandem_optim::Weighting) that owns the backward pass, an optimizer step,
+//!   evaluation on a validation split every epoch.
 //! - [`TrainConfig`] ([`config`]): the run's hyper-parameters, the optimizer and schedule
 //!   included.
 //! - Checkpoints and exact resume ([`CheckpointConfig`], [`checkpoint`]): a run killed at any
