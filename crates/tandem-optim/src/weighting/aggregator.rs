@@ -78,6 +78,8 @@ pub struct AggregatorInput<'a> {
     pub jacobian: Option<&'a [Vec<f64>]>,
     /// The task losses `L_t` of this batch (`T`).
     pub losses: &'a [f64],
+    /// The tasks' names, one per row, in task order (stopped tasks left out).
+    pub tasks: &'a [String],
     /// Optimizer steps taken so far.
     pub step: u64,
 }
@@ -139,10 +141,12 @@ pub fn aggregate_rows(
     rng: &mut ChaCha8Rng,
 ) -> Result<(Aggregation, Vec<f64>)> {
     let gramian = Gramian::of_rows(rows);
+    let tasks = row_names(rows.len());
     let input = AggregatorInput {
         gramian: &gramian,
         jacobian: agg.needs_jacobian().then_some(rows),
         losses,
+        tasks: &tasks,
         step: 0,
     };
     let a = agg.aggregate(&input, rng)?;
@@ -152,6 +156,12 @@ pub fn aggregate_rows(
         None => super::linalg::combine_rows(rows, &a.weights),
     };
     Ok((a, d))
+}
+
+/// The names plain rows go by: `t0`, `t1`, ... (row `i` is task `t{i}`), as in
+/// [`rows::run_on_rows`](super::rows::run_on_rows).
+pub fn row_names(t: usize) -> Vec<String> {
+    (0..t).map(|i| format!("t{i}")).collect()
 }
 
 fn check_len(name: &str, got: usize, want: usize) -> Result<()> {
@@ -307,10 +317,12 @@ impl Weighting for GradientWeighting {
             .iter()
             .map(|(_, l)| Ok(f64::from(l.to_dtype(DType::F32)?.to_scalar::<f32>()?)))
             .collect::<candle_core::Result<Vec<f64>>>()?;
+        let names: Vec<String> = losses.keys().map(str::to_string).collect();
         let input = AggregatorInput {
             gramian: &gramian,
             jacobian: jacobian.as_deref(),
             losses: &loss_values,
+            tasks: &names,
             step: ctx.step,
         };
         let agg = self.agg.aggregate(&input, ctx.rng).map_err(to_candle)?;

@@ -160,6 +160,14 @@ weighting_config! {
     /// `modo`: one projected step of MGDA's weights, single batch ([`MoDo`](super::modo::MoDo)).
     MoDo(super::modo::MoDoConfig) = "modo",
     // -- end LibMTL gradient family --
+    // -- main and auxiliary tasks (gcs, ol_aux, aux_project) --
+    /// `gcs`: an auxiliary gradient only when its cosine with the main one is positive ([`Gcs`](super::gcs::Gcs)).
+    Gcs(super::gcs::GcsConfig) = "gcs",
+    /// `ol_aux`: auxiliary weights learnt online from their gradients' inner products with the main one ([`OlAux`](super::ol_aux::OlAux)).
+    OlAux(super::ol_aux::OlAuxConfig) = "ol_aux",
+    /// `aux_project`: conflicting auxiliary gradients projected off the main one ([`AuxProject`](super::aux_project::AuxProject)).
+    AuxProject(super::aux_project::AuxProjectConfig) = "aux_project",
+    // -- end main and auxiliary tasks --
     // -- loss-level family (rlw, famo, scale_invariant, gls, stch) --
     /// `rlw`: `Σ_t w_t L_t`, `w = softmax(z)`, `z ~ N(0, I)` each step ([`Rlw`](super::rlw::Rlw)).
     Rlw(super::rlw::RlwConfig) = "rlw",

@@ -50,6 +50,11 @@ pub mod moco;
 pub mod modo;
 pub mod sdmgrad;
 // loss-level family modules
+pub mod aux_project;
+pub mod gcs;
+pub mod main_aux;
+pub mod ol_aux;
+
 pub mod famo;
 pub mod gls;
 pub mod imtl_l;
@@ -63,7 +68,8 @@ pub use per_task::{combine, flat, per_task_grads, unflatten_into};
 mod uncertainty;
 
 pub use aggregator::{
-    aggregate_rows, Aggregation, Aggregator, AggregatorInput, GradientWeighting, On, Representation,
+    aggregate_rows, row_names, Aggregation, Aggregator, AggregatorInput, GradientWeighting, On,
+    Representation,
 };
 pub use config::{MethodConfig, WeightingConfig};
 pub use dwa::Dwa;

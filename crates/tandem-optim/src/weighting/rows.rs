@@ -62,8 +62,9 @@ pub fn run_on_rows(
         ));
     }
     let dev = Device::Cpu;
-    let tasks: Vec<TaskInfo> = (0..t)
-        .map(|i| TaskInfo::regression(format!("t{i}")))
+    let tasks: Vec<TaskInfo> = super::row_names(t)
+        .into_iter()
+        .map(TaskInfo::regression)
         .collect();
     let vars = VarMap::new();
     let vb = VarBuilder::from_varmap(&vars, DType::F64, &dev);
