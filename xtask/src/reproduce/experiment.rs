@@ -13,7 +13,8 @@
 //! tasks = ["landmarks"]      # overrides merged over [base]
 //! ```
 //! A variant may name the budgets it runs in, `budgets = ["full", "real"]` (default: every
-//! budget), so the quick suite can run a representative subset.
+//! budget), so the quick suite can run a representative subset, and its own number of seeds,
+//! `seeds = { real = 3 }` (default: the file's `seeds`).
 //!
 //! A table whose keys are all budget names (`quick`, `full`, `real`, `real_quick`) is replaced
 //! by the value for the budget being run. The merged table must be a valid `RunConfig`:
@@ -64,6 +65,8 @@ const BUDGET_KEYS: [&str; 4] = ["quick", "full", "real", "real_quick"];
 pub struct Variant {
     pub key: String,
     pub config: RunConfig,
+    /// Seeds this variant runs with, when it sets its own (else the experiment's).
+    pub seeds: Option<u64>,
 }
 
 /// One experiment, resolved.
@@ -77,8 +80,10 @@ pub struct Experiment {
 }
 
 /// The experiments in run order.
-pub const ALL: [&str; 5] = [
+pub const ALL: [&str; 7] = [
     "aux_vs_single",
+    "aux_methods",
+    "aux_methods_hard",
     "baxter",
     "sharing",
     "weighting",
@@ -135,6 +140,13 @@ pub fn parse(text: &str, origin: &str, budget: Budget) -> Result<Experiment> {
         if out.iter().any(|o: &Variant| o.key == key) {
             bail!("{origin}: variant key {key:?} is used twice");
         }
+        let seeds = match v.remove("seeds").map(|v| resolve(v, budget)) {
+            None | Some(Value::Table(_)) => None,
+            Some(Value::Integer(n)) if n >= 1 => Some(n as u64),
+            Some(_) => {
+                bail!("{origin}: variant {key}: seeds: expected a positive integer or budget table")
+            }
+        };
         match v.remove("budgets") {
             None => {}
             Some(Value::Array(names)) => {
@@ -165,7 +177,7 @@ pub fn parse(text: &str, origin: &str, budget: Budget) -> Result<Experiment> {
         let text = toml::to_string(&merged).context("re-serialising a variant")?;
         let config = RunConfig::from_toml(&text, &format!("{origin}: variant {key}"))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        out.push(Variant { key, config });
+        out.push(Variant { key, config, seeds });
     }
     Ok(Experiment {
         name,
@@ -264,6 +276,20 @@ batch_size = 8
         assert_eq!(parse(&doc, "t.toml", Budget::Real).unwrap().seeds, 3);
         assert_eq!(parse(&doc, "t.toml", Budget::Quick).unwrap().seeds, 1);
         assert_eq!(parse(DOC, "t.toml", Budget::Real).unwrap().seeds, 1);
+        let doc = DOC.replacen("key = \"a\"", "key = \"a\"\nseeds = { real = 2 }", 1);
+        let e = parse(&doc, "t.toml", Budget::Real).unwrap();
+        assert_eq!(e.variants[0].seeds, Some(2));
+        assert_eq!(e.variants[1].seeds, None);
+        assert_eq!(
+            parse(&doc, "t.toml", Budget::Quick).unwrap().variants[0].seeds,
+            None
+        );
+        let bad = DOC.replacen("key = \"a\"", "key = \"a\"\nseeds = 0", 1);
+        let err = parse(&bad, "t.toml", Budget::Real)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("variant a: seeds"), "{err}");
         let bad = DOC.replace("claim = \"C\"", "claim = \"C\"\nseeds = 0");
         assert!(parse(&bad, "t.toml", Budget::Real).is_err());
     }

@@ -200,7 +200,7 @@ fn run_all(
                 .join(format!("{}.{}.toml", e.name, v.key));
             std::fs::write(&cfg_path, v.config.to_toml()?)
                 .with_context(|| format!("writing {}", cfg_path.display()))?;
-            let seeds = args.seeds.unwrap_or(e.seeds);
+            let seeds = args.seeds.or(v.seeds).unwrap_or(e.seeds);
             for k in 0..seeds {
                 let mut cfg = v.config.clone();
                 cfg.train.seed = cfg.train.seed.wrapping_add(k);

@@ -326,12 +326,21 @@ impl Results {
                 }
             }
             let baseline = self.baseline(e);
+            // An experiment with a capacity control compares every variant's landmarks with it.
+            let control = e
+                .variants
+                .iter()
+                .find(|v| v.key == "control")
+                .and_then(|v| r.variants.get(&v.key));
             s.push_str("| variant | tasks | NME % | failure % |");
+            if control.is_some() {
+                s.push_str(" NME − control | failure − control |");
+            }
             for t in &task_cols {
                 s.push_str(&format!(" {t} error % |"));
             }
             s.push_str(" Δm % | gap | best epoch | step time × |\n|---|---|---|---|");
-            s.push_str(&"---|".repeat(task_cols.len() + 4));
+            s.push_str(&"---|".repeat(task_cols.len() + 4 + 2 * usize::from(control.is_some())));
             s.push('\n');
             for v in &e.variants {
                 let Some(res) = r.variants.get(&v.key) else {
@@ -353,6 +362,14 @@ impl Results {
                     get("landmarks", "nme"),
                     get("landmarks", "failure_rate")
                 ));
+                if let Some(c) = control {
+                    for m in ["nme", "failure_rate"] {
+                        s.push_str(&format!(
+                            " {} |",
+                            versus(&res.tasks, &c.tasks, "landmarks", m)
+                        ));
+                    }
+                }
                 for t in &task_cols {
                     s.push_str(&format!(" {} |", get(t, "error")));
                 }
@@ -422,6 +439,31 @@ impl Results {
         }
         base
     }
+}
+
+/// `metric` of `task` in `a` minus in `b` (means over seeds), with the spread of the
+/// difference, `√(s_a² + s_b²)` from the seeds' standard deviations, when either ran with
+/// more than one seed; `–` when either lacks it.
+fn versus(
+    a: &BTreeMap<String, MetricValues>,
+    b: &BTreeMap<String, MetricValues>,
+    task: &str,
+    metric: &str,
+) -> String {
+    fn get(m: &BTreeMap<String, MetricValues>, task: &str, k: &str) -> Option<f64> {
+        m.get(task).and_then(|x| x.get(k)).copied()
+    }
+    let (Some(x), Some(y)) = (get(a, task, metric), get(b, task, metric)) else {
+        return "–".into();
+    };
+    let sd_key = format!("{metric}_std");
+    let (sa, sb) = (get(a, task, &sd_key), get(b, task, &sd_key));
+    let d = x - y;
+    if sa.is_none() && sb.is_none() {
+        return format!("{d:+.2}");
+    }
+    let s = (sa.unwrap_or(0.0).powi(2) + sb.unwrap_or(0.0).powi(2)).sqrt();
+    format!("{d:+.2} ± {s:.2}")
 }
 
 /// The evaluation-set table of one experiment: for every variant, `val` (the selection set),
@@ -586,4 +628,27 @@ pub fn summary(r: &Report) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics(pairs: &[(&str, f64)]) -> BTreeMap<String, MetricValues> {
+        let m: MetricValues = pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        BTreeMap::from([("landmarks".to_string(), m)])
+    }
+
+    #[test]
+    fn differences_with_the_control_carry_the_seeds_spread() {
+        let a = metrics(&[("nme", 5.5), ("nme_std", 0.3)]);
+        let c = metrics(&[("nme", 6.0), ("nme_std", 0.4)]);
+        assert_eq!(versus(&a, &c, "landmarks", "nme"), "-0.50 ± 0.50");
+        let one = metrics(&[("nme", 6.25)]);
+        assert_eq!(
+            versus(&one, &metrics(&[("nme", 6.0)]), "landmarks", "nme"),
+            "+0.25"
+        );
+        assert_eq!(versus(&one, &c, "landmarks", "failure_rate"), "–");
+    }
 }
