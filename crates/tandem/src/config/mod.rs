@@ -583,6 +583,21 @@ mod tests {
     }
 
     #[test]
+    fn overrides_lie_over_the_file_and_are_validated_with_it() {
+        let over = |t: &str| -> toml::Table { toml::from_str(t).unwrap() };
+        let text = "[train]\nepochs = 10\nbatch_size = 32";
+        let cfg =
+            RunConfig::from_toml_with(text, "x.toml", over("train = { epochs = 3 }")).unwrap();
+        assert_eq!(cfg.train.epochs, 3);
+        // the rest of the file's [train] stays
+        assert_eq!(cfg.train.batch_size, 32);
+        let e = RunConfig::from_toml_with(text, "x.toml", over("train = { epochs = 0 }"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("train") && e.contains("epochs"), "{e}");
+    }
+
+    #[test]
     fn a_model_of_the_base_kind_merges_key_by_key() {
         let cfg = RunConfig::from_toml("[model]\nkind = \"tcdcn\"\nin_channels = 3", "t").unwrap();
         let d = RunConfig::default();
