@@ -356,10 +356,8 @@ impl Predictor {
             if let Some(l) = p.landmarks.as_mut() {
                 to_source(l);
             }
-            for name in self.tasks.names() {
-                if let Some(pts) = p.points.get_mut(name) {
-                    to_source(pts);
-                }
+            for (_, pts) in p.points.iter_mut() {
+                to_source(pts);
             }
         }
         Ok(preds)

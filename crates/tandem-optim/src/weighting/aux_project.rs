@@ -25,8 +25,7 @@
 //! weighting = { kind = "aux_project", aux = 0.01, on = "representation" }
 //! ```
 use super::config::MethodConfig;
-use super::gcs::validate_aux;
-use super::main_aux::{main_tasks, MainAux};
+use super::main_aux::{default_aux, main_tasks, validate_aux, MainAux};
 use super::{Aggregation, Aggregator, AggregatorInput, GradientWeighting, On, Weighting};
 use crate::Result;
 use candle_nn::VarBuilder;
@@ -44,10 +43,6 @@ pub struct AuxProjectConfig {
     /// Where the gradients are taken (default `parameters`).
     #[serde(default, skip_serializing_if = "On::is_default")]
     pub on: On,
-}
-
-fn default_aux() -> f64 {
-    1.0
 }
 
 impl Default for AuxProjectConfig {
@@ -94,11 +89,9 @@ impl Aggregator for AuxProject {
     fn aggregate(&mut self, input: &AggregatorInput, _rng: &mut ChaCha8Rng) -> Result<Aggregation> {
         let g = input.gramian;
         let aux = self.config.aux;
-        let Some(split) = MainAux::new(g, input.tasks, &self.main) else {
-            tracing::warn!(
-                step = input.step,
-                "aux_project: no main task left; every task weighs aux"
-            );
+        let Some(split) =
+            MainAux::of_step(input, &self.main, "aux_project", "every task weighs aux")
+        else {
             return Ok(Aggregation::weights(vec![aux; g.len()]));
         };
         let mut weights: Vec<f64> = split

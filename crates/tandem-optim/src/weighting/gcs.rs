@@ -26,9 +26,9 @@
 //! weighting = { kind = "gcs", weighted = true, aux = 0.01, on = "representation" }
 //! ```
 use super::config::MethodConfig;
-use super::main_aux::{main_tasks, MainAux};
+use super::main_aux::{default_aux, main_tasks, validate_aux, MainAux};
 use super::{Aggregation, Aggregator, AggregatorInput, GradientWeighting, On, Weighting};
-use crate::{OptimError, Result};
+use crate::Result;
 use candle_nn::VarBuilder;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -50,10 +50,6 @@ pub struct GcsConfig {
     pub on: On,
 }
 
-fn default_aux() -> f64 {
-    1.0
-}
-
 impl Default for GcsConfig {
     fn default() -> Self {
         Self {
@@ -62,14 +58,6 @@ impl Default for GcsConfig {
             on: On::Parameters,
         }
     }
-}
-
-/// Checks an auxiliary weight: finite and non-negative.
-pub(crate) fn validate_aux(key: &str, aux: f64) -> Result<()> {
-    if !(aux.is_finite() && aux >= 0.0) {
-        return Err(OptimError::config(key, "must be finite and non-negative"));
-    }
-    Ok(())
 }
 
 impl MethodConfig for GcsConfig {
@@ -107,11 +95,8 @@ impl Aggregator for Gcs {
     fn aggregate(&mut self, input: &AggregatorInput, _rng: &mut ChaCha8Rng) -> Result<Aggregation> {
         let g = input.gramian;
         let aux = self.config.aux;
-        let Some(split) = MainAux::new(g, input.tasks, &self.main) else {
-            tracing::warn!(
-                step = input.step,
-                "gcs: no main task left; every task weighs aux"
-            );
+        let Some(split) = MainAux::of_step(input, &self.main, "gcs", "every task weighs aux")
+        else {
             return Ok(Aggregation::weights(vec![aux; g.len()]));
         };
         let weights = (0..g.len())

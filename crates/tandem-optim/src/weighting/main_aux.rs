@@ -10,7 +10,23 @@
 //! On the Gramian: with `e_M` the indicator of the main rows, `g_a · g_m = Σ_{m∈M} G_am` and
 //! `‖g_m‖² = Σ_{m,m'∈M} G_mm'`.
 use super::linalg::Gramian;
+use super::AggregatorInput;
+use crate::{OptimError, Result};
 use tandem_tensor::TaskInfo;
+
+/// The default auxiliary weight `λ` of `gcs` and `aux_project` (the plain sum of main and
+/// auxiliary losses, as in the papers).
+pub fn default_aux() -> f64 {
+    1.0
+}
+
+/// Checks a weight-like parameter under `key`: finite and non-negative.
+pub fn validate_aux(key: &str, aux: f64) -> Result<()> {
+    if !(aux.is_finite() && aux >= 0.0) {
+        return Err(OptimError::config(key, "must be finite and non-negative"));
+    }
+    Ok(())
+}
 
 /// The names of the main tasks of `tasks` (see the module doc).
 pub fn main_tasks(tasks: &[TaskInfo]) -> Vec<String> {
@@ -69,6 +85,21 @@ impl MainAux {
         } else {
             0.0
         }
+    }
+
+    /// [`MainAux::new`] on one step's rows; when no main task is among them, logs that
+    /// `method` falls back (`fallback` says to what) and returns `None`.
+    pub fn of_step(
+        input: &AggregatorInput,
+        main: &[String],
+        method: &str,
+        fallback: &str,
+    ) -> Option<Self> {
+        let split = Self::new(input.gramian, input.tasks, main);
+        if split.is_none() {
+            tracing::warn!(step = input.step, "{method}: no main task left; {fallback}");
+        }
+        split
     }
 
     /// The auxiliary rows' indices.

@@ -29,8 +29,7 @@
 //! weighting = { kind = "ol_aux", init = 0.002, lr = 0.1, signal = "cosine", update = "multiplicative" }
 //! ```
 use super::config::MethodConfig;
-use super::gcs::validate_aux;
-use super::main_aux::{main_tasks, MainAux};
+use super::main_aux::{main_tasks, validate_aux, MainAux};
 use super::{Aggregation, Aggregator, AggregatorInput, GradientWeighting, On, Weighting};
 use crate::state;
 use crate::{OptimError, Result};
@@ -193,8 +192,7 @@ impl Aggregator for OlAux {
     fn aggregate(&mut self, input: &AggregatorInput, _rng: &mut ChaCha8Rng) -> Result<Aggregation> {
         let g = input.gramian;
         let names = input.tasks;
-        let Some(split) = MainAux::new(g, names, &self.main) else {
-            tracing::warn!(step = input.step, "ol_aux: no main task left; weights kept");
+        let Some(split) = MainAux::of_step(input, &self.main, "ol_aux", "weights kept") else {
             let w = names.iter().map(|n| self.weight(n)).collect();
             return Ok(Aggregation::weights(w));
         };
