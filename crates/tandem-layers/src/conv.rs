@@ -9,7 +9,10 @@
 //! Weights and biases start as PyTorch's `Conv2d` does: uniform in `±1/√fan_in` with
 //! `fan_in = C_in·K²` (Kaiming-uniform with `a = √5`). Larger (ReLU-gain) weights saturate
 //! bounded activations such as `|tanh|` and wash out the differences between inputs. Parameter names:
-//! `<prefix>.weight`, `<prefix>.bias`.
+//! `<prefix>.weight`, `<prefix>.bias`. [`Conv2d::with_options`] takes another
+//! [`WeightInit`] or weight normalisation (`<prefix>.weight_g`, `<prefix>.weight_v`; see
+//! [`LayerWeight`]).
+use crate::{LayerWeight, WeightInit};
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use tandem_tensor::ops::{self, Backend};
@@ -17,7 +20,7 @@ use tandem_tensor::ops::{self, Backend};
 /// A stride-1 convolution with bias.
 #[derive(Debug, Clone)]
 pub struct Conv2d {
-    weight: Tensor,
+    weight: LayerWeight,
     bias: Tensor,
     padding: usize,
     backend: Backend,
@@ -34,14 +37,30 @@ impl Conv2d {
         backend: Backend,
         vb: VarBuilder,
     ) -> Result<Self> {
-        let bound = 1.0 / ((in_channels * kernel * kernel).max(1) as f64).sqrt();
-        let init = candle_nn::init::Init::Uniform {
-            lo: -bound,
-            up: bound,
-        };
-        let weight =
-            vb.get_with_hints((out_channels, in_channels, kernel, kernel), "weight", init)?;
-        let bias = vb.get_with_hints(out_channels, "bias", init)?;
+        Self::with_options(
+            (in_channels, out_channels, kernel, padding),
+            WeightInit::Default,
+            false,
+            backend,
+            vb,
+        )
+    }
+
+    /// [`Conv2d::new`] for `(in_channels, out_channels, kernel, padding)` with the weight
+    /// initialisation `init` (fans `C_in·K²` and `C_out·K²`) and, with `weight_norm`, a
+    /// weight-normalised weight.
+    pub fn with_options(
+        (in_channels, out_channels, kernel, padding): (usize, usize, usize, usize),
+        init: WeightInit,
+        weight_norm: bool,
+        backend: Backend,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let k2 = kernel * kernel;
+        let (w_init, b_init) = init.hints(in_channels * k2, out_channels * k2);
+        let shape = [out_channels, in_channels, kernel, kernel];
+        let weight = LayerWeight::new(&shape, w_init, weight_norm, &vb)?;
+        let bias = vb.get_with_hints(out_channels, "bias", b_init)?;
         Ok(Self {
             weight,
             bias,
@@ -50,9 +69,18 @@ impl Conv2d {
         })
     }
 
-    /// The weight `[C_out, C_in, K, K]`.
-    pub fn weight(&self) -> &Tensor {
-        &self.weight
+    /// The weight `[C_out, C_in, K, K]` the convolution applies (`g·v/‖v‖` under weight
+    /// norm).
+    pub fn weight(&self) -> Result<Tensor> {
+        self.weight.value()
+    }
+
+    /// The trained tensors: the weight's (`[weight]` or `[weight_g, weight_v]`), then the
+    /// bias.
+    pub fn parameters(&self) -> Vec<Tensor> {
+        let mut p = self.weight.parameters();
+        p.push(self.bias.clone());
+        p
     }
 
     /// The bias `[C_out]`.
@@ -62,7 +90,7 @@ impl Conv2d {
 
     /// The convolution without its bias (`bias` is added by a fused bias + activation op).
     pub fn forward_no_bias(&self, x: &Tensor) -> Result<Tensor> {
-        ops::conv2d(x, &self.weight, None, self.padding, self.backend)
+        ops::conv2d(x, &self.weight()?, None, self.padding, self.backend)
     }
 
     /// The convolution, its bias, `act` and 2×2 max-pooling as one fused op
@@ -70,7 +98,7 @@ impl Conv2d {
     pub fn forward_act_pool2x2(&self, x: &Tensor, act: ops::Activation) -> Result<Tensor> {
         ops::conv_bias_act_pool2x2(
             x,
-            &self.weight,
+            &self.weight()?,
             Some(&self.bias),
             self.padding,
             act,
@@ -82,7 +110,7 @@ impl Conv2d {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         ops::conv2d(
             x,
-            &self.weight,
+            &self.weight()?,
             Some(&self.bias),
             self.padding,
             self.backend,

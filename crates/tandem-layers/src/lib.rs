@@ -13,6 +13,10 @@
 //!   default when `kind` is absent, or `"mlp"`).
 //! - [`CrossStitchUnit`]: a learnable `T×T` mix of task columns' activations (Misra et al.
 //!   2016).
+//! - [`regularise`]: the classic regularisers as options of every trunk (dropout,
+//!   DropConnect, batch / layer / instance / group norm, weight norm, SELU with alpha
+//!   dropout, Glorot / He / LeCun initialisations), built from [`StageNorm`], [`Dense`],
+//!   [`LayerWeight`] and the seeded masks of [`dropout`].
 //!
 //! ```
 //! use candle_core::{DType, Device, Tensor};
@@ -33,10 +37,14 @@ mod activation;
 mod backbone;
 mod conv;
 mod cross_stitch;
+pub mod dropout;
 mod error;
 mod mlp;
+mod norm;
+pub mod regularise;
 mod tcdcn;
 mod trunk;
+mod weight;
 
 pub use activation::Activation;
 pub use backbone::Backbone;
@@ -44,10 +52,13 @@ pub use conv::Conv2d;
 pub use cross_stitch::{initial_alpha, CrossStitchUnit};
 pub use error::{LayerError, Result};
 pub use mlp::{Mlp, MlpConfig};
+pub use norm::{StageNorm, NORM_EPS};
+pub use regularise::{NormKind, Regularisers, WeightInit};
 pub use tandem_tensor::ops::{max_pool2x2, Backend as KernelBackend};
 pub use tandem_tensor::torch_linear;
 pub use tcdcn::{Tcdcn, TcdcnConfig};
 pub use trunk::{Trunk, TrunkConfig};
+pub use weight::{Dense, LayerWeight};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -16,45 +16,27 @@
 //! flattened to `[B, D]`. `act` is relu by default, applied with the fused
 //! bias + activation kernel ([`tandem_tensor::ops::bias_act`], candle's ops off the CPU).
 //!
-//! # Dropout
+//! # Dropout and the other regularisers
 //!
-//! With `p = dropout > 0` and `train = true` each stage ends with *inverted* dropout
-//! (Srivastava et al., JMLR 2014, in the form PyTorch's `nn.Dropout` uses):
-//!
-//! ```text
-//! y = a ⊙ m / (1 − p),   m_ij = [u_ij < 1 − p],   u_ij uniform on [0, 1)
-//! ```
-//!
-//! so that `E[y] = a` and evaluation (`train = false`) is the identity, with no rescaling.
-//! The mask is **not** drawn from candle's thread RNG (which cannot be seeded). It comes from a
-//! ChaCha8 RNG seeded with
-//!
-//! ```text
-//! seed = hash_seed(h(x), "<prefix>.fc{k+1}")
-//! ```
-//!
-//! where `h(x)` is a 64-bit FNV-1a-style hash of the stage input's flattened shape `[B, D]`
-//! and the bits of its values (f64 inputs hashed as f64, every other dtype as f32), and
-//! [`hash_seed`] is tandem's stable name hash. The `u32` draws are taken in row-major order,
-//! and `m_ij = [r_ij < round((1 − p)·2³²)]`. Hence:
-//!
-//! - the same batch through the same stage gets the same mask on every run, on every number of
-//!   threads and after a resume from a checkpoint, with no RNG state to save;
-//! - different stages, different layers (prefixes) and different batches get independent
-//!   masks; as the weights train, the inputs of stages after the first change and so do their
-//!   masks. The first stage's mask, however, is a function of the batch alone: a batch seen
-//!   again (next epoch, same rows in the same order) gets the same `fc1` mask again.
-//!
-//! Hashing reads the stage input back to the host (a device-to-host copy off the CPU) and
-//! the mask is built on the host; with `p = 0` or `train = false` none of this happens.
-use crate::{Activation, Backbone, LayerError, Result};
-use candle_core::{DType, Tensor};
-use candle_nn::{Linear, VarBuilder};
-use rand_chacha::rand_core::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+//! With `p = dropout > 0` and `train = true` each stage (or each stage of `dropout_at`) ends
+//! with *inverted* dropout (Srivastava et al., JMLR 2014, in the form PyTorch's `nn.Dropout`
+//! uses): `y = a ⊙ m / (1 − p)`, so that `E[y] = a` and evaluation is the identity. The mask
+//! is seeded by the stage input `[B, D]`, the layer path `<prefix>.fc{k+1}` and the run's seed
+//! ([`crate::dropout`]): the same batch through the same stage gets the same mask on every
+//! run, on every number of threads and after a resume. With `activation = "selu"` dropout is
+//! alpha dropout. The other options of [`crate::regularise`] apply too: `dropconnect` on every
+//! weight, `norm` between each linear layer and its activation (`layer`, `batch`, `group`;
+//! `instance` has no positions to normalise over here and is rejected), `weight_norm`,
+//! `init`.
+use crate::dropout::{alpha_dropout, dropout, mask_seed};
+use crate::regularise::default_groups;
+use crate::{
+    Activation, Backbone, Dense, LayerError, NormKind, Regularisers, Result, StageNorm, WeightInit,
+};
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 use tandem_tensor::ops::{bias_act, Backend};
-use tandem_tensor::{hash_seed, torch_linear};
 
 /// Configuration of the [`Mlp`] trunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,9 +50,28 @@ pub struct MlpConfig {
     pub hidden: Vec<usize>,
     /// Activation after every linear layer. Default `relu`.
     pub activation: Activation,
-    /// Dropout probability after every activation, training only. Default 0.0; must lie in
-    /// `[0, 1)`.
+    /// Dropout probability after every activation (or those of `dropout_at`), training only.
+    /// Default 0.0; must lie in `[0, 1)`.
     pub dropout: f32,
+    /// The stages dropout follows (`fc1`, `fc2`, …). Default: every stage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropout_at: Option<Vec<String>>,
+    /// DropConnect probability on every weight, training only. Default 0.0.
+    pub dropconnect: f32,
+    /// Normalisation between every linear layer and its activation (`instance` is rejected).
+    /// Default `none`.
+    pub norm: NormKind,
+    /// Groups of `norm = "group"`; must divide every hidden width. Default 4.
+    #[serde(default = "default_groups")]
+    pub groups: usize,
+    /// Weight normalisation of every weight. Default false.
+    pub weight_norm: bool,
+    /// Initialisation of the weights. Default `default` (PyTorch's).
+    pub init: WeightInit,
+    /// Mixed into the dropout and DropConnect masks' seeds: the run sets its seed here. Not
+    /// part of the TOML form.
+    #[serde(skip)]
+    pub mask_seed: u64,
 }
 
 impl Default for MlpConfig {
@@ -80,13 +81,20 @@ impl Default for MlpConfig {
             hidden: vec![256, 128],
             activation: Activation::Relu,
             dropout: 0.0,
+            dropout_at: None,
+            dropconnect: 0.0,
+            norm: NormKind::None,
+            groups: default_groups(),
+            weight_norm: false,
+            init: WeightInit::Default,
+            mask_seed: 0,
         }
     }
 }
 
 impl MlpConfig {
-    /// Checks `hidden` and `dropout`, returning an error naming the offending field
-    /// (`hidden`, `hidden[i]` or `dropout`). `in_features = 0` is accepted here (it means
+    /// Checks `hidden` and the regularisers, returning an error naming the offending field
+    /// (`hidden`, `hidden[i]`, `dropout`, `groups`, `norm`, …). `in_features = 0` is accepted here (it means
     /// "taken from the data"); [`Mlp::new`] requires it to be set.
     pub fn validate(&self) -> Result<()> {
         if self.hidden.is_empty() {
@@ -95,13 +103,28 @@ impl MlpConfig {
         if let Some(i) = self.hidden.iter().position(|&h| h == 0) {
             return Err(config_error(&format!("hidden[{i}]"), "must be at least 1"));
         }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(config_error(
-                "dropout",
-                &format!("{} is not a probability in [0, 1)", self.dropout),
-            ));
+        let stages: Vec<(String, usize, bool)> = self
+            .hidden
+            .iter()
+            .enumerate()
+            .map(|(k, &h)| (stage_name(k), h, false))
+            .collect();
+        self.regularisers().validate(&stages)
+    }
+
+    /// The regulariser options as one value.
+    pub fn regularisers(&self) -> Regularisers {
+        Regularisers {
+            dropout: self.dropout,
+            dropout_at: self.dropout_at.clone(),
+            dropconnect: self.dropconnect,
+            norm: self.norm,
+            groups: self.groups,
+            weight_norm: self.weight_norm,
+            init: self.init,
+            alpha_dropout: self.activation == Activation::Selu,
+            mask_seed: self.mask_seed,
         }
-        Ok(())
     }
 
     /// Width of the features the trunk returns: the last hidden width (0 if `hidden` is
@@ -121,7 +144,9 @@ fn config_error(field: &str, reason: &str) -> LayerError {
 /// A multilayer perceptron trunk: `hidden.len()` stages of linear, activation and dropout.
 #[derive(Debug, Clone)]
 pub struct Mlp {
-    layers: Vec<Linear>,
+    layers: Vec<Dense>,
+    norms: Vec<Option<StageNorm>>,
+    regs: Regularisers,
     config: MlpConfig,
     prefix: String,
 }
@@ -139,14 +164,32 @@ impl Mlp {
             ));
         }
         config.validate()?;
+        let regs = config.regularisers();
         let mut layers = Vec::with_capacity(config.hidden.len());
+        let mut norms = Vec::with_capacity(config.hidden.len());
         let mut d_in = config.in_features;
         for (k, &h) in config.hidden.iter().enumerate() {
-            layers.push(torch_linear(d_in, h, vb.pp(stage_name(k)))?);
+            let vb = vb.pp(stage_name(k));
+            layers.push(Dense::new(
+                d_in,
+                h,
+                regs.init,
+                regs.weight_norm,
+                vb.clone(),
+            )?);
+            norms.push(StageNorm::new(
+                regs.norm,
+                h,
+                false,
+                regs.groups,
+                vb.pp("norm"),
+            )?);
             d_in = h;
         }
         Ok(Self {
             layers,
+            norms,
+            regs,
             config,
             prefix: vb.prefix(),
         })
@@ -165,7 +208,7 @@ impl Mlp {
         }
     }
 
-    fn layer(&self, k: usize) -> candle_core::Result<&Linear> {
+    fn layer(&self, k: usize) -> candle_core::Result<&Dense> {
         match self.layers.get(k) {
             Some(l) => Ok(l),
             None => candle_core::bail!("Mlp has {} stages, asked for stage {k}", self.layers.len()),
@@ -194,7 +237,7 @@ impl Backbone for Mlp {
     /// values), then linear, activation and, when training, seeded dropout.
     fn forward_stage(&self, k: usize, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let layer = self.layer(k)?;
-        let d_in = layer.weight().dim(1)?;
+        let d_in = layer.in_dim()?;
         let dims = x.dims();
         let Some((&b, rest)) = dims.split_first() else {
             candle_core::bail!(
@@ -214,27 +257,39 @@ impl Backbone for Mlp {
         } else {
             x.reshape((b, width))?
         };
-        let z = flat.matmul(&layer.weight().t()?)?;
-        let y = bias_act(&z, layer.bias(), self.config.activation, Backend::Tandem)?;
-        let p = self.config.dropout;
-        if !train || p <= 0.0 {
+        let r = &self.regs;
+        let z = layer.matmul(&flat, train, r.dropconnect, r.mask_seed)?;
+        let act = self.config.activation;
+        let y = match &self.norms[k] {
+            None => bias_act(&z, Some(layer.bias()), act, Backend::Tandem)?,
+            Some(n) => {
+                let z = n.forward(&z.broadcast_add(layer.bias())?, train)?;
+                bias_act(&z, None, act, Backend::Tandem)?
+            }
+        };
+        let name = stage_name(k);
+        if !train || !r.drops_after(&name) {
             return Ok(y);
         }
-        let seed = hash_seed(tensor_hash(&flat)?, &self.join(&stage_name(k)));
-        let mask = dropout_mask(y.elem_count(), p, seed);
-        let mask = Tensor::from_vec(mask, y.shape(), y.device())?.to_dtype(y.dtype())?;
-        y * mask
+        let seed = mask_seed(&flat, &self.join(&name), r.mask_seed)?;
+        if r.alpha_dropout {
+            alpha_dropout(&y, r.dropout, seed)
+        } else {
+            dropout(&y, r.dropout, seed)
+        }
     }
 
     fn stage_prefixes(&self, k: usize) -> Vec<String> {
         vec![self.join(&stage_name(k))]
     }
 
-    /// `[weight, bias]` of the stage's linear layer.
+    /// `[weight, bias]` of the stage's linear layer (`[weight_g, weight_v, bias]` under
+    /// weight norm), then its norm layer's `[γ, β]` if it has one.
     fn stage_parameters(&self, k: usize) -> candle_core::Result<Vec<Tensor>> {
-        let layer = self.layer(k)?;
-        let mut p = vec![layer.weight().clone()];
-        p.extend(layer.bias().cloned());
+        let mut p = self.layer(k)?.parameters();
+        if let Some(n) = &self.norms[k] {
+            p.extend(n.parameters());
+        }
         Ok(p)
     }
 
@@ -243,58 +298,10 @@ impl Backbone for Mlp {
     }
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-/// FNV-1a over 32-bit words: `h ← (h ⊕ w)·prime`.
-fn mix(h: u64, w: u32) -> u64 {
-    (h ^ u64::from(w)).wrapping_mul(FNV_PRIME)
-}
-
-/// A 64-bit hash of a `[B, D]` tensor's shape and value bits (f64 values as f64, every other
-/// dtype converted to f32, which is exact for f16 and bf16).
-fn tensor_hash(x: &Tensor) -> candle_core::Result<u64> {
-    let mut h = FNV_OFFSET;
-    for &d in x.dims() {
-        let d = d as u64;
-        h = mix(mix(h, d as u32), (d >> 32) as u32);
-    }
-    let flat = x.flatten_all()?;
-    if x.dtype() == DType::F64 {
-        for v in flat.to_vec1::<f64>()? {
-            let bits = v.to_bits();
-            h = mix(mix(h, bits as u32), (bits >> 32) as u32);
-        }
-    } else {
-        for v in flat.to_dtype(DType::F32)?.to_vec1::<f32>()? {
-            h = mix(h, v.to_bits());
-        }
-    }
-    Ok(h)
-}
-
-/// `n` values of an inverted-dropout mask: `1/(1 − p)` where a ChaCha8 draw `r` (seeded with
-/// `seed`) is below `round((1 − p)·2³²)`, else 0.
-fn dropout_mask(n: usize, p: f32, seed: u64) -> Vec<f32> {
-    let keep = 1.0 - f64::from(p);
-    let threshold = (keep * 4_294_967_296.0).round() as u64;
-    let scale = (1.0 / keep) as f32;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            if u64::from(rng.next_u32()) < threshold {
-                scale
-            } else {
-                0.0
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{DType, Device};
     use candle_nn::VarMap;
     use std::collections::HashMap;
 
@@ -510,6 +517,10 @@ mod tests {
         Ok(())
     }
 
+    fn dropout_mask(n: usize, p: f32, seed: u64) -> Vec<f32> {
+        crate::dropout::keep_mask(n, p, seed, 1.0 / (1.0 - p))
+    }
+
     #[test]
     fn dropout_keeps_about_one_minus_p() -> Result<()> {
         for p in [0.1f32, 0.5, 0.8] {
@@ -532,6 +543,7 @@ mod tests {
             hidden: vec![4096],
             activation: Activation::Identity,
             dropout: 0.25,
+            ..Default::default()
         };
         let (m, _v) = build(cfg, 1)?;
         let x = (input(64, 4, 0.0)? + 2.0)?;
@@ -559,6 +571,7 @@ mod tests {
             hidden: vec![50],
             activation: Activation::Identity,
             dropout: 0.5,
+            ..Default::default()
         };
         let (m, vars) = build(cfg, 2)?;
         let x = input(4, 3, 0.0)?;

@@ -12,12 +12,24 @@
 //!
 //! `act` is `|tanh|` by default. Convolutions are "valid" (no padding), stride 1.
 //! Parameter names: `<prefix>.conv{1..4}.{weight,bias}`, `<prefix>.fc.{weight,bias}`.
-use crate::{Activation, Backbone, Conv2d, LayerError, Result};
+//!
+//! # Regularisers
+//!
+//! The options of [`crate::regularise`] (all off by default) change a stage to
+//! `conv → norm → act → pool → dropout` (`fc`: `linear → norm → act → dropout`, DropConnect
+//! on its weight). A norm layer's variables live under `<prefix>.<stage>.norm`; with weight
+//! norm `weight` becomes `weight_g` and `weight_v`. With every option off each stage runs the
+//! fused conv + bias + activation + pooling kernel, as without the options.
+use crate::dropout::{alpha_dropout, dropout, mask_seed};
+use crate::regularise::default_groups;
+use crate::{
+    Activation, Backbone, Conv2d, Dense, LayerError, NormKind, Regularisers, Result, StageNorm,
+    WeightInit,
+};
 use candle_core::Tensor;
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
-use tandem_tensor::ops::{bias_act, Backend};
-use tandem_tensor::torch_linear;
+use tandem_tensor::ops::{bias_act, bias_act_pool2x2, Backend};
 
 /// Configuration of the [`Tcdcn`] trunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +54,28 @@ pub struct TcdcnConfig {
     /// (`x ← (x − μ) / (σ + 10⁻⁵)` per image), which makes the trunk indifferent to global
     /// brightness and contrast. Default true.
     pub standardize: bool,
+    /// Dropout probability after the stages of `dropout_at` (training only; alpha dropout
+    /// with `activation = "selu"`). Default 0.0; must lie in `[0, 1)`.
+    pub dropout: f32,
+    /// The stages dropout follows (`conv1`…`conv4`, `fc`). Default: every stage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropout_at: Option<Vec<String>>,
+    /// DropConnect probability on the `fc` weight (training only). Default 0.0.
+    pub dropconnect: f32,
+    /// Normalisation after every conv and the fc layer (instance norm: conv stages only).
+    /// Default `none`.
+    pub norm: NormKind,
+    /// Groups of `norm = "group"`; must divide every stage's width. Default 4.
+    #[serde(default = "default_groups")]
+    pub groups: usize,
+    /// Weight normalisation of every conv and fc weight. Default false.
+    pub weight_norm: bool,
+    /// Initialisation of the conv and fc weights. Default `default` (PyTorch's).
+    pub init: WeightInit,
+    /// Mixed into the dropout and DropConnect masks' seeds: the run sets its seed here. Not
+    /// part of the TOML form.
+    #[serde(skip)]
+    pub mask_seed: u64,
 }
 
 impl Default for TcdcnConfig {
@@ -55,11 +89,45 @@ impl Default for TcdcnConfig {
             activation: Activation::AbsTanh,
             kernels_backend: Backend::Tandem,
             standardize: true,
+            dropout: 0.0,
+            dropout_at: None,
+            dropconnect: 0.0,
+            norm: NormKind::None,
+            groups: default_groups(),
+            weight_norm: false,
+            init: WeightInit::Default,
+            mask_seed: 0,
         }
     }
 }
 
 impl TcdcnConfig {
+    /// The regulariser options as one value.
+    pub fn regularisers(&self) -> Regularisers {
+        Regularisers {
+            dropout: self.dropout,
+            dropout_at: self.dropout_at.clone(),
+            dropconnect: self.dropconnect,
+            norm: self.norm,
+            groups: self.groups,
+            weight_norm: self.weight_norm,
+            init: self.init,
+            alpha_dropout: self.activation == Activation::Selu,
+            mask_seed: self.mask_seed,
+        }
+    }
+
+    /// Checks the configuration ([`spatial_sizes`](Self::spatial_sizes) and the
+    /// regularisers), returning an error naming the offending field.
+    pub fn validate(&self) -> Result<()> {
+        self.spatial_sizes()?;
+        let mut stages: Vec<(String, usize, bool)> = (0..4)
+            .map(|i| (format!("conv{}", i + 1), self.channels[i], true))
+            .collect();
+        stages.push(("fc".into(), self.feature_dim, false));
+        self.regularisers().validate(&stages)
+    }
+
     /// Spatial side after each of the four conv stages, or an error naming the field that
     /// makes the input too small.
     pub fn spatial_sizes(&self) -> Result<[usize; 4]> {
@@ -117,7 +185,10 @@ impl TcdcnConfig {
 #[derive(Debug, Clone)]
 pub struct Tcdcn {
     convs: Vec<Conv2d>,
-    fc: Linear,
+    fc: Dense,
+    /// The normalisation layer of each stage, if any.
+    norms: Vec<Option<StageNorm>>,
+    regs: Regularisers,
     config: TcdcnConfig,
     prefix: String,
 }
@@ -125,25 +196,52 @@ pub struct Tcdcn {
 impl Tcdcn {
     /// Builds the trunk with its parameters under `vb`.
     pub fn new(config: TcdcnConfig, vb: VarBuilder) -> Result<Self> {
+        config.validate()?;
         let sizes = config.spatial_sizes()?;
+        let regs = config.regularisers();
         let mut convs = Vec::with_capacity(4);
+        let mut norms = Vec::with_capacity(5);
         let mut c_in = config.in_channels;
         for i in 0..4 {
-            convs.push(Conv2d::new(
-                c_in,
-                config.channels[i],
-                config.kernels[i],
-                0,
+            let vb = vb.pp(format!("conv{}", i + 1));
+            let c = config.channels[i];
+            convs.push(Conv2d::with_options(
+                (c_in, c, config.kernels[i], 0),
+                regs.init,
+                regs.weight_norm,
                 config.kernels_backend,
-                vb.pp(format!("conv{}", i + 1)),
+                vb.clone(),
             )?);
-            c_in = config.channels[i];
+            norms.push(StageNorm::new(
+                regs.norm,
+                c,
+                true,
+                regs.groups,
+                vb.pp("norm"),
+            )?);
+            c_in = c;
         }
         let flat = config.channels[3] * sizes[3] * sizes[3];
-        let fc = torch_linear(flat, config.feature_dim, vb.pp("fc"))?;
+        let vb_fc = vb.pp("fc");
+        let fc = Dense::new(
+            flat,
+            config.feature_dim,
+            regs.init,
+            regs.weight_norm,
+            vb_fc.clone(),
+        )?;
+        norms.push(StageNorm::new(
+            regs.norm,
+            config.feature_dim,
+            false,
+            regs.groups,
+            vb_fc.pp("norm"),
+        )?);
         Ok(Self {
             convs,
             fc,
+            norms,
+            regs,
             config,
             prefix: vb.prefix(),
         })
@@ -180,26 +278,60 @@ impl Backbone for Tcdcn {
         }
     }
 
-    fn forward_stage(&self, k: usize, x: &Tensor, _train: bool) -> candle_core::Result<Tensor> {
+    fn forward_stage(&self, k: usize, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let (act, be) = (self.config.activation, self.config.kernels_backend);
-        match k {
+        let norm = self.norms.get(k).and_then(Option::as_ref);
+        let y = match k {
             0..=2 => {
                 let x = if k == 0 && self.config.standardize {
                     standardize(x)?
                 } else {
                     x.clone()
                 };
-                self.convs[k].forward_act_pool2x2(&x, act)
+                match norm {
+                    None => self.convs[k].forward_act_pool2x2(&x, act)?,
+                    Some(n) => {
+                        let z = n.forward(&self.convs[k].forward(&x)?, train)?;
+                        bias_act_pool2x2(&z, None, act, be)?
+                    }
+                }
             }
-            3 => {
-                let z = self.convs[3].forward_no_bias(x)?;
-                bias_act(&z, Some(self.convs[3].bias()), act, be)
-            }
+            3 => match norm {
+                None => {
+                    let z = self.convs[3].forward_no_bias(x)?;
+                    bias_act(&z, Some(self.convs[3].bias()), act, be)?
+                }
+                Some(n) => bias_act(
+                    &n.forward(&self.convs[3].forward(x)?, train)?,
+                    None,
+                    act,
+                    be,
+                )?,
+            },
             4 => {
-                let z = x.flatten_from(1)?.matmul(&self.fc.weight().t()?)?;
-                bias_act(&z, self.fc.bias(), act, be)
+                let r = &self.regs;
+                let z = self
+                    .fc
+                    .matmul(&x.flatten_from(1)?, train, r.dropconnect, r.mask_seed)?;
+                match norm {
+                    None => bias_act(&z, Some(self.fc.bias()), act, be)?,
+                    Some(n) => {
+                        let z = n.forward(&z.broadcast_add(self.fc.bias())?, train)?;
+                        bias_act(&z, None, act, be)?
+                    }
+                }
             }
             _ => candle_core::bail!("Tcdcn has 5 stages, asked for stage {k}"),
+        };
+        let name = self.stage_name(k);
+        if !train || !self.regs.drops_after(&name) {
+            return Ok(y);
+        }
+        let seed = mask_seed(x, &self.join(&name), self.regs.mask_seed)?;
+        if self.regs.alpha_dropout {
+            alpha_dropout(&y, self.regs.dropout, seed)
+        } else {
+            dropout(&y, self.regs.dropout, seed)
         }
     }
 
@@ -211,20 +343,19 @@ impl Backbone for Tcdcn {
         self.prefix.clone()
     }
 
-    /// `[weight, bias]` of the stage's convolution or linear layer.
+    /// `[weight, bias]` of the stage's convolution or linear layer (`[weight_g, weight_v,
+    /// bias]` under weight norm), then its norm layer's `[γ, β]` if it has one. Running
+    /// statistics are buffers, not parameters.
     fn stage_parameters(&self, k: usize) -> candle_core::Result<Vec<Tensor>> {
-        match k {
-            0..=3 => Ok(vec![
-                self.convs[k].weight().clone(),
-                self.convs[k].bias().clone(),
-            ]),
-            4 => {
-                let mut p = vec![self.fc.weight().clone()];
-                p.extend(self.fc.bias().cloned());
-                Ok(p)
-            }
+        let mut p = match k {
+            0..=3 => self.convs[k].parameters(),
+            4 => self.fc.parameters(),
             _ => candle_core::bail!("Tcdcn has 5 stages, asked for stage {k}"),
+        };
+        if let Some(n) = &self.norms[k] {
+            p.extend(n.parameters());
         }
+        Ok(p)
     }
 }
 

@@ -76,7 +76,7 @@ impl TrunkConfig {
     /// `in_features = 0` (it is set from the data before building).
     pub fn validate(&self) -> Result<()> {
         match self {
-            Self::Tcdcn(c) => c.spatial_sizes().map(|_| ()),
+            Self::Tcdcn(c) => c.validate(),
             Self::Mlp(c) => c.validate(),
         }
     }
@@ -323,6 +323,19 @@ mod tests {
                 hidden: vec![64, 32, 8],
                 activation: Activation::AbsTanh,
                 dropout: 0.1,
+                dropout_at: Some(vec!["fc2".into()]),
+                norm: crate::NormKind::Group,
+                groups: 8,
+                init: crate::WeightInit::HeNormal,
+                ..Default::default()
+            }),
+            TrunkConfig::Tcdcn(TcdcnConfig {
+                activation: Activation::Selu,
+                dropconnect: 0.2,
+                norm: crate::NormKind::Batch,
+                weight_norm: true,
+                init: crate::WeightInit::LecunNormal,
+                ..Default::default()
             }),
         ];
         for c in configs {

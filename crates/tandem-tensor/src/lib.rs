@@ -49,7 +49,7 @@ pub use linear::torch_linear;
 pub use target::Target;
 pub use task::{TaskInfo, TaskKind, TaskList};
 pub use task_map::TaskMap;
-pub use vars::{select_vars, sorted_vars};
+pub use vars::{is_buffer, parameter_vars, select_vars, sorted_vars, BUFFER_NAMES};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

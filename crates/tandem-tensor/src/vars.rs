@@ -45,3 +45,26 @@ pub fn select_vars(vars: &VarMap, prefixes: &[String]) -> Vec<(String, Var)> {
         })
         .collect()
 }
+
+/// The last path components that name buffers (state, not parameters).
+pub const BUFFER_NAMES: [&str; 2] = ["running_mean", "running_var"];
+
+/// Whether the variable `name` is a buffer: its last path component is one of
+/// [`BUFFER_NAMES`] (`trunk.conv1.norm.running_mean`).
+///
+/// ```
+/// assert!(tandem_tensor::is_buffer("trunk.fc.norm.running_var"));
+/// assert!(!tandem_tensor::is_buffer("trunk.fc.norm.weight"));
+/// ```
+pub fn is_buffer(name: &str) -> bool {
+    let last = name.rsplit('.').next().unwrap_or(name);
+    BUFFER_NAMES.contains(&last)
+}
+
+/// The variables of `vars` that are parameters (not [buffers](is_buffer)), sorted by name.
+pub fn parameter_vars(vars: &VarMap) -> Vec<(String, Var)> {
+    sorted_vars(vars)
+        .into_iter()
+        .filter(|(n, _)| !is_buffer(n))
+        .collect()
+}

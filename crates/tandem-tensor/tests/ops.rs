@@ -394,6 +394,7 @@ fn bias_act_matches_candle() {
         Activation::Relu,
         Activation::Tanh,
         Activation::AbsTanh,
+        Activation::Selu,
     ] {
         check_bias_act_against_candle(&[5, 16, 9, 7], true, act, 1);
         check_bias_act_against_candle(&[33, 100], true, act, 2);
@@ -446,6 +447,7 @@ fn bias_act_pool_matches_the_composition() {
         Activation::Relu,
         Activation::Tanh,
         Activation::AbsTanh,
+        Activation::Selu,
     ] {
         check_act_pool([4, 16, 36, 36], true, act, 1);
         check_act_pool([3, 5, 7, 9], true, act, 2);
@@ -511,6 +513,7 @@ fn conv_stage_matches_the_composition() {
         Activation::Relu,
         Activation::Tanh,
         Activation::AbsTanh,
+        Activation::Selu,
     ] {
         check_stage([4, 1, 40, 40], (16, 5, 5), 0, true, act, 1);
         check_stage([4, 16, 18, 18], (48, 3, 3), 0, true, act, 2);
@@ -568,12 +571,12 @@ proptest! {
     fn conv_stage_random_shapes_match_the_composition(
         bn in 1usize..6, c in 1usize..4, o in 1usize..5,
         kh in 1usize..4, kw in 1usize..4, pad in 0usize..2,
-        h in 2usize..12, wd in 2usize..12, bias: bool, act in 0usize..4, seed in 0u64..1000,
+        h in 2usize..12, wd in 2usize..12, bias: bool, act in 0usize..5, seed in 0u64..1000,
     ) {
         // an output whose window lies wholly in the padding equals the bias: its pooling
         // window holds ties, where candle's max shares the gradient and ours picks the first
         prop_assume!(kh < h + 2 * pad && kw < wd + 2 * pad && pad < kh && pad < kw);
-        let act = [Activation::Identity, Activation::Relu, Activation::Tanh, Activation::AbsTanh][act];
+        let act = [Activation::Identity, Activation::Relu, Activation::Tanh, Activation::AbsTanh, Activation::Selu][act];
         check_stage([bn, c, h, wd], (o, kh, kw), pad, bias, act, seed);
     }
 }

@@ -10,7 +10,12 @@ use candle_core::Var;
 use candle_nn::VarMap;
 use std::collections::BTreeMap;
 use tandem_share::ParamGroups;
-use tandem_tensor::{select_vars, sorted_vars};
+use tandem_tensor::{is_buffer, parameter_vars, select_vars};
+
+/// `vars` without the buffers (batch-norm running statistics), which no gradient reaches.
+fn parameters(vars: Vec<(String, Var)>) -> Vec<(String, Var)> {
+    vars.into_iter().filter(|(n, _)| !is_buffer(n)).collect()
+}
 
 /// The variables of one run, grouped.
 pub(crate) struct Params {
@@ -35,9 +40,9 @@ impl Params {
             }
         }
         let mut params = Self {
-            shared: select_vars(vars, &groups.shared),
-            last_shared: select_vars(vars, &groups.last_shared),
-            trainable: sorted_vars(vars),
+            shared: parameters(select_vars(vars, &groups.shared)),
+            last_shared: parameters(select_vars(vars, &groups.last_shared)),
+            trainable: parameter_vars(vars),
             owners,
             groups,
         };

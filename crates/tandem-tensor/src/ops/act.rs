@@ -9,7 +9,8 @@
 //! ```
 //!
 //! with `act'` from the output `y` where it can be: tanh `1 − y²`, |tanh| `sign(z)·(1 − y²)`
-//! (`sign(0) = +1`, as candle's `abs`), relu `[z > 0]`. One pass forward and one backward
+//! (`sign(0) = +1`, as candle's `abs`), relu `[z > 0]`, selu `λ` for `z > 0`, else `y + λα`.
+//! One pass forward and one backward
 //! replace the five to ten full-size temporaries candle's broadcast-add, `tanh` and `abs`
 //! (with their gradients) allocate.
 //!
@@ -39,7 +40,16 @@ pub enum Activation {
     /// `y = |tanh(z)|`, TCDCN's activation.
     #[default]
     AbsTanh,
+    /// `y = λ·z` for `z > 0`, else `λ·α·(eˣ − 1)`, with `λ ≈ 1.0507` and `α ≈ 1.6733`
+    /// ([`SELU_LAMBDA`], [`SELU_ALPHA`]): the scaled exponential linear unit of
+    /// self-normalising networks (Klambauer et al., NeurIPS 2017), as PyTorch's `nn.SELU`.
+    Selu,
 }
+
+/// SELU's scale `λ` (Klambauer et al. 2017, the value PyTorch uses).
+pub const SELU_LAMBDA: f64 = 1.050_700_987_355_480_5;
+/// SELU's `α` (Klambauer et al. 2017, the value PyTorch uses).
+pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
 
 impl Activation {
     /// Applies the activation with candle's own operations (any device, any float dtype).
@@ -49,6 +59,7 @@ impl Activation {
             Self::Relu => z.relu(),
             Self::Tanh => z.tanh(),
             Self::AbsTanh => z.tanh()?.abs(),
+            Self::Selu => z.elu(SELU_ALPHA)? * SELU_LAMBDA,
         }
     }
 }
@@ -104,6 +115,15 @@ macro_rules! with_act {
             Activation::Tanh => {
                 let $f = |z: f32| tanh_abs(z).copysign(z);
                 let $df = |_z: f32, y: f32| 1.0 - y * y;
+                $body
+            }
+            Activation::Selu => {
+                const L: f32 = $crate::ops::act::SELU_LAMBDA as f32;
+                const LA: f32 =
+                    ($crate::ops::act::SELU_LAMBDA * $crate::ops::act::SELU_ALPHA) as f32;
+                let $f = |z: f32| if z > 0.0 { L * z } else { LA * z.exp_m1() };
+                // y' = λ for z > 0, else λα·eᶻ = y + λα
+                let $df = |z: f32, y: f32| if z > 0.0 { L } else { y + LA };
                 $body
             }
             Activation::AbsTanh => {

@@ -20,7 +20,7 @@
 use candle_core::{DType, Device, Result, Tensor, D};
 use serde::{Deserialize, Serialize};
 
-pub use act::Activation;
+pub use act::{Activation, SELU_ALPHA, SELU_LAMBDA};
 
 /// Which implementation of the hot kernels to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
