@@ -81,6 +81,22 @@ impl TrunkConfig {
         }
     }
 
+    /// The regulariser options of either kind ([`crate::regularise`]).
+    pub fn regularisers(&self) -> crate::Regularisers {
+        match self {
+            Self::Tcdcn(c) => c.regularisers(),
+            Self::Mlp(c) => c.regularisers(),
+        }
+    }
+
+    /// Sets the seed mixed into the dropout and DropConnect masks (a run sets its own seed).
+    pub fn set_mask_seed(&mut self, seed: u64) {
+        match self {
+            Self::Tcdcn(c) => c.mask_seed = seed,
+            Self::Mlp(c) => c.mask_seed = seed,
+        }
+    }
+
     /// The TCDCN configuration, if this is one.
     pub fn as_tcdcn(&self) -> Option<&TcdcnConfig> {
         match self {

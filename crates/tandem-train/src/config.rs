@@ -56,6 +56,18 @@ pub struct TrainConfig {
     /// unset: no clipping.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grad_clip_norm: Option<f64>,
+    /// Also evaluate the model on the training set after every epoch, in evaluation mode
+    /// (no dropout, batch norm on its running statistics, the evaluation crop), and record its
+    /// losses as [`EpochRecord::train_eval_loss`](crate::EpochRecord::train_eval_loss): the
+    /// training loss a generalisation gap should use, since the running training loss is
+    /// measured with the regularisers on. Costs one pass over the training set per epoch.
+    /// Default false.
+    #[serde(skip_serializing_if = "is_false")]
+    pub eval_train: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for TrainConfig {
@@ -69,6 +81,7 @@ impl Default for TrainConfig {
             schedule: LrSchedule::Constant,
             on_non_finite: NonFinitePolicy::Error,
             grad_clip_norm: None,
+            eval_train: false,
         }
     }
 }

@@ -18,6 +18,10 @@ pub struct EpochRecord {
     pub train_loss: TaskMap<f64>,
     /// Mean validation loss per task.
     pub val_loss: TaskMap<f64>,
+    /// Mean loss per task on the training set in evaluation mode, when
+    /// [`TrainConfig::eval_train`](crate::TrainConfig::eval_train) is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_eval_loss: Option<TaskMap<f64>>,
     /// Validation metrics per task.
     pub val_metrics: TaskMap<MetricValues>,
     /// Mean weight each active task's loss received over the epoch.

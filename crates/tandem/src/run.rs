@@ -310,6 +310,8 @@ pub fn train_with(
 /// width of the training samples' input (a table's number of features).
 pub fn resolve_inputs(cfg: &RunConfig, data: &RunData) -> Result<RunConfig> {
     let mut cfg = cfg.clone();
+    // dropout and DropConnect masks differ between seeds, as everything random in a run does
+    cfg.model.set_mask_seed(cfg.train.seed);
     if let Some(mlp) = cfg.model.as_mlp_mut() {
         if mlp.in_features == 0 {
             if data.train.is_empty() {

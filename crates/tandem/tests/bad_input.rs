@@ -322,7 +322,7 @@ fn trainer_checkpoints(m: &mut Matrix) {
 }
 
 fn configs(m: &mut Matrix) {
-    let cases: [(&str, &str, &[&str]); 15] = [
+    let cases: [(&str, &str, &[&str]); 22] = [
         ("unknown key", "bogus = 1", &["bogus"]),
         ("unknown nested key", "[train]\nepoch = 3", &["epoch"]),
         ("wrong type", "[train]\nepochs = \"ten\"", &["epochs"]),
@@ -385,6 +385,41 @@ fn configs(m: &mut Matrix) {
             "zero DWA temperature",
             "weighting = { kind = \"dwa\", temperature = 0.0 }",
             &["temperature"],
+        ),
+        (
+            "unknown norm",
+            "[model]\nnorm = \"sideways\"",
+            &["norm", "sideways"],
+        ),
+        (
+            "unknown init",
+            "[model]\ninit = \"xavier\"",
+            &["init", "xavier"],
+        ),
+        (
+            "dropout of 1",
+            "[model]\ndropout = 1.0",
+            &["model", "dropout"],
+        ),
+        (
+            "negative DropConnect",
+            "[model]\ndropconnect = -0.1",
+            &["model", "dropconnect"],
+        ),
+        (
+            "groups that do not divide the channels",
+            "[model]\nnorm = \"group\"\ngroups = 3",
+            &["groups", "do not divide"],
+        ),
+        (
+            "batch norm with a batch of 1",
+            "[model]\nnorm = \"batch\"\n[train]\nbatch_size = 1",
+            &["model.norm", "batch_size"],
+        ),
+        (
+            "instance norm on the MLP",
+            "[model]\nkind = \"mlp\"\nnorm = \"instance\"",
+            &["model", "norm"],
         ),
     ];
     for (name, text, want) in cases {

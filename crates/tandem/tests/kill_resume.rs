@@ -7,7 +7,8 @@
 //! `child_process_entry` trains into `DIR` (printing `TANDEM-STEP N` after every optimizer step, then
 //! waiting for a line on stdin, so the parent kills it exactly after step N) and writes
 //! `DIR/report.json`; without it, that test does nothing. A fourth, free-running kill (no
-//! waiting) can land anywhere, checkpoint writes included.
+//! waiting) can land anywhere, checkpoint writes included. The network has batch norm, dropout
+//! and DropConnect, whose running statistics and masks a resume must reproduce too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
@@ -30,6 +31,11 @@ stopper = { kind = "patience", patience = 1 }
 input_size = 32
 channels = [4, 8, 8, 8]
 feature_dim = 16
+# state a resume must restore beside the parameters: batch norm's running statistics, and the
+# seeded dropout and DropConnect masks
+norm = "batch"
+dropout = 0.2
+dropconnect = 0.2
 
 [train]
 epochs = 4

@@ -80,7 +80,7 @@ pub struct Experiment {
 }
 
 /// The experiments in run order.
-pub const ALL: [&str; 7] = [
+pub const ALL: [&str; 8] = [
     "aux_vs_single",
     "aux_methods",
     "aux_methods_hard",
@@ -88,6 +88,7 @@ pub const ALL: [&str; 7] = [
     "sharing",
     "weighting",
     "early_stopping",
+    "regularisers",
 ];
 
 /// Loads `dir/<name>.toml` resolved for `budget`.

@@ -26,10 +26,16 @@ pub struct SeedRun {
 }
 
 impl SeedRun {
-    /// Validation minus training landmark loss at the best epoch.
+    /// Validation minus training landmark loss at the best epoch. The training loss is the
+    /// one measured in evaluation mode when the run records it (`train.eval_train`), else the
+    /// running loss of the epoch's training steps.
     fn gap(&self) -> Option<f64> {
         let r = self.report.history.epochs.get(self.report.best_epoch)?;
-        Some(r.val_loss.get("landmarks")? - r.train_loss.get("landmarks")?)
+        let train = match &r.train_eval_loss {
+            Some(l) => l.get("landmarks")?,
+            None => r.train_loss.get("landmarks")?,
+        };
+        Some(r.val_loss.get("landmarks")? - train)
     }
 }
 

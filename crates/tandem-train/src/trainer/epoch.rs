@@ -52,6 +52,20 @@ impl Trainer {
         let weights = run.weight_sum.map(|_, (s, n)| s / n);
         let t_eval = Instant::now();
         let eval = evaluate(fit.net, fit.tasks, fit.val, &fit.eval_batcher, &self.device)?;
+        let train_eval_loss = if self.config.eval_train {
+            Some(
+                evaluate(
+                    fit.net,
+                    fit.tasks,
+                    fit.train,
+                    &fit.eval_batcher,
+                    &self.device,
+                )?
+                .losses,
+            )
+        } else {
+            None
+        };
         add_since(&mut self.timing.eval_seconds, t_eval);
         let stopped = verdicts(fit, run, &train_loss, &weights, &eval);
 
@@ -60,6 +74,7 @@ impl Trainer {
             lr: run.lr,
             train_loss: train_loss.clone(),
             val_loss: eval.losses,
+            train_eval_loss,
             val_metrics: eval.metrics,
             weights,
             active: run.active.clone(),

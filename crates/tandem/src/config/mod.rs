@@ -212,6 +212,17 @@ impl RunConfig {
         self.model
             .validate()
             .map_err(|e| Error::config("model", e.to_string()))?;
+        if self.model.regularisers().norm == tandem_layers::NormKind::Batch
+            && self.train.batch_size < 2
+        {
+            return Err(Error::config(
+                "model.norm",
+                format!(
+                    "\"batch\" needs at least 2 samples per training batch, and train.batch_size is {}",
+                    self.train.batch_size
+                ),
+            ));
+        }
         self.validate_data()?;
         self.train
             .validate()
