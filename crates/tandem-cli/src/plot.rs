@@ -184,6 +184,7 @@ mod tests {
                 lr: 1e-3,
                 train_loss: TaskMap::new().with("landmarks", l).with("smile", 0.5),
                 val_loss: TaskMap::new().with("landmarks", l).with("smile", 0.6),
+                train_eval_loss: None,
                 val_metrics: TaskMap::new()
                     .with("landmarks", [("nme".to_string(), 10.0 * l)].into())
                     .with("smile", [("error".to_string(), 30.0)].into()),

@@ -120,6 +120,9 @@ fn check_case(
     Ok(())
 }
 
+/// A layer's forward pass, boxed.
+type Forward = dyn Fn(&Tensor) -> Result<Tensor>;
+
 fn norm_case(key: &str, kind: NormKind, spatial: bool, groups: usize) -> Result<()> {
     let data = reference();
     let case = &data[key];
@@ -168,7 +171,7 @@ fn weight_norm_matches_pytorch() -> Result<()> {
         let vb = tandem_tensor::seeded_var_builder(&vars, 0, DType::F32, &Device::Cpu);
         let v_shape = dims(case, "v_shape");
         let out = v_shape[0];
-        let forward: Box<dyn Fn(&Tensor) -> Result<Tensor>> = if conv {
+        let forward: Box<Forward> = if conv {
             let layer = Conv2d::with_options(
                 (v_shape[1], out, v_shape[2], 0),
                 WeightInit::Default,
