@@ -49,7 +49,12 @@ pub struct BenchArgs {
     /// `weighting_<method>_step_ms` and `weighting_<method>_ratio`, relative to `equal`).
     #[arg(long)]
     pub weightings: bool,
-    /// Optimizer steps per timed run with `--weightings`.
+    /// Time the training step with every regulariser option of the trunk instead (5 tasks,
+    /// hard sharing, batch 64; JSON keys `regulariser_<option>_step_ms` and
+    /// `regulariser_<option>_ratio`, relative to the trunk without one).
+    #[arg(long, conflicts_with = "weightings")]
+    pub regularisers: bool,
+    /// Optimizer steps per timed run with `--weightings` or `--regularisers`.
     #[arg(long, default_value_t = 8)]
     pub steps: usize,
     /// Give PyTorch the same glibc malloc settings tandem applies to itself (mmap threshold
@@ -186,8 +191,13 @@ fn torch_available(python: &str) -> std::result::Result<(), String> {
 
 /// `cargo xtask bench`.
 pub fn bench(args: &BenchArgs) -> Result<()> {
-    if args.weightings {
-        let report = crate::bench_weighting::run(args.steps.max(1), args.rounds.max(1))?;
+    if args.weightings || args.regularisers {
+        let (steps, rounds) = (args.steps.max(1), args.rounds.max(1));
+        let report = if args.weightings {
+            crate::bench_weighting::run(steps, rounds)?
+        } else {
+            crate::bench_weighting::run_regularisers(steps, rounds)?
+        };
         if let Some(path) = &args.json {
             std::fs::write(path, serde_json::to_string_pretty(&Value::Object(report))?)
                 .with_context(|| format!("writing {}", path.display()))?;

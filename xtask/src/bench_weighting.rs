@@ -7,6 +7,9 @@
 //! optimizer update; batching and evaluation excluded) per step, the median of `--rounds`
 //! runs. Gradient methods are timed on the shared parameters (`T` backward passes) and, for
 //! those listed in [`REPRESENTATION`], on the shared representation as well (`<kind>_rep`).
+//!
+//! `cargo xtask bench --regularisers` times the same step with `equal` weighting for every
+//! regulariser option of the trunk ([`REGULARISERS`]), relative to the trunk without one.
 use anyhow::{Context, Result};
 use candle_core::Device;
 use serde_json::{json, Map, Value};
@@ -16,12 +19,31 @@ use tandem::RunConfig;
 /// Gradient methods also timed in the representation mode.
 const REPRESENTATION: [&str; 5] = ["mgda", "upgrad", "cagrad", "nash_mtl", "imtl_g"];
 
-fn config(weighting: &str, steps: usize) -> Result<RunConfig> {
+/// The regulariser options `--regularisers` times: (key, `[model]` lines).
+pub const REGULARISERS: [(&str, &str); 13] = [
+    ("none", ""),
+    ("dropout", "dropout = 0.3"),
+    ("dropout_fc", "dropout = 0.3\ndropout_at = [\"fc\"]"),
+    ("dropconnect", "dropconnect = 0.3"),
+    ("batch_norm", "norm = \"batch\""),
+    ("layer_norm", "norm = \"layer\""),
+    ("instance_norm", "norm = \"instance\""),
+    ("group_norm", "norm = \"group\""),
+    ("weight_norm", "weight_norm = true"),
+    ("selu", "activation = \"selu\""),
+    ("selu_dropout", "activation = \"selu\"\ndropout = 0.3"),
+    ("he_normal", "init = \"he_normal\""),
+    ("glorot_uniform", "init = \"glorot_uniform\""),
+];
+
+fn config(weighting: &str, model: &str, steps: usize) -> Result<RunConfig> {
     let text = format!(
         r#"tasks = ["landmarks", "gender", "smile", "glasses", "pose"]
 sharing = {{ kind = "hard" }}
 stopper = {{ kind = "off" }}
 weighting = {weighting}
+[model]
+{model}
 [train]
 epochs = 1
 batch_size = 64
@@ -35,9 +57,9 @@ val_size = 64
     RunConfig::from_toml(&text, "bench").map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// Median milliseconds per optimizer step of one method.
-fn time(weighting: &str, steps: usize, rounds: usize) -> Result<f64> {
-    let cfg = config(weighting, steps)?;
+/// Median milliseconds per optimizer step of one method with the `[model]` lines `model`.
+fn time_with(weighting: &str, model: &str, steps: usize, rounds: usize) -> Result<f64> {
+    let cfg = config(weighting, model, steps)?;
     let data = tandem::run::RunData::synthetic(&cfg, 7).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut v = Vec::new();
     for _ in 0..rounds {
@@ -53,6 +75,34 @@ fn time(weighting: &str, steps: usize, rounds: usize) -> Result<f64> {
     }
     v.sort_by(f64::total_cmp);
     Ok(v[v.len() / 2])
+}
+
+fn time(weighting: &str, steps: usize, rounds: usize) -> Result<f64> {
+    time_with(weighting, "", steps, rounds)
+}
+
+/// Times every regulariser option; prints a table and returns
+/// `{"regulariser_<key>_step_ms": .., "regulariser_<key>_ratio": ..}`.
+pub fn run_regularisers(steps: usize, rounds: usize) -> Result<Map<String, Value>> {
+    let equal = r#"{ kind = "equal" }"#;
+    time(equal, steps, 1)?; // warm-up
+    let none = time(equal, steps, rounds)?;
+    let mut out = Map::new();
+    println!(
+        "\n{:<22} {:>10} {:>8}",
+        "trunk option (B=64)", "ms/step", "× none"
+    );
+    for (key, model) in REGULARISERS {
+        let ms = if key == "none" {
+            none
+        } else {
+            time_with(equal, model, steps, rounds)?
+        };
+        println!("{key:<22} {ms:>10.1} {:>8.2}", ms / none);
+        out.insert(format!("regulariser_{key}_step_ms"), json!(ms));
+        out.insert(format!("regulariser_{key}_ratio"), json!(ms / none));
+    }
+    Ok(out)
 }
 
 /// Times every method; prints a table and returns `{"weighting_<key>_step_ms": ..,
