@@ -267,8 +267,11 @@ impl Backbone for Mlp {
                 bias_act(&z, None, act, Backend::Tandem)?
             }
         };
+        if !train || r.dropout <= 0.0 {
+            return Ok(y);
+        }
         let name = stage_name(k);
-        if !train || !r.drops_after(&name) {
+        if !r.drops_after(&name) {
             return Ok(y);
         }
         let seed = mask_seed(&flat, &self.join(&name), r.mask_seed)?;

@@ -323,8 +323,11 @@ impl Backbone for Tcdcn {
             }
             _ => candle_core::bail!("Tcdcn has 5 stages, asked for stage {k}"),
         };
+        if !train || self.regs.dropout <= 0.0 {
+            return Ok(y);
+        }
         let name = self.stage_name(k);
-        if !train || !self.regs.drops_after(&name) {
+        if !self.regs.drops_after(&name) {
             return Ok(y);
         }
         let seed = mask_seed(x, &self.join(&name), self.regs.mask_seed)?;
