@@ -74,6 +74,7 @@ impl RunData {
             },
             eval_spread: crop.eval_spread,
             eval_seed: crop.eval_seed,
+            augment: cfg.data.augment,
             ..mtfl.face_transform()
         };
         let evals = mtfl.evaluation_sets(&val, &transform)?;

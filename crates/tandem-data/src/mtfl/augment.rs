@@ -21,8 +21,9 @@ use crate::{DataError, GrayImage, Label, Result, Sample, Transform};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Training-only augmentation besides the crop jitter.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Training-only augmentation besides the crop jitter (TOML: `[data.augment]` of a run).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Augment {
     /// Mirror half of the samples (default true).
     pub mirror: bool,
@@ -39,6 +40,13 @@ impl Augment {
         brightness: 0.0,
         contrast: 0.0,
     };
+
+    /// Whether the ranges are usable: `brightness` and `contrast` finite and in `[0, 1]`.
+    pub fn is_valid(&self) -> bool {
+        [self.brightness, self.contrast]
+            .iter()
+            .all(|v| v.is_finite() && (0.0..=1.0).contains(v))
+    }
 }
 
 impl Default for Augment {

@@ -11,13 +11,19 @@
 //! features = ["age", "hours"]   # numeric input columns, standardised with training statistics
 //! # image = "path"              # or: a column of image paths (relative to the CSV's folder)
 //! split_column = "split"        # a column of train / val / test, when the header has it
+//!
+//! # kind = "mtfl": training augmentation besides the crop jitter of [data.crop]
+//! [data.augment]
+//! mirror = true       # mirror half of the faces (landmarks, eyes, mouth corners, pose swapped)
+//! brightness = 0.1    # largest brightness offset on the [0, 1] scale
+//! contrast = 0.2      # largest relative contrast change
 //! ```
 //!
 //! `--data DIR` (a folder holding `training.txt`) means MTFL whatever `kind` says, as it
 //! always has; `--data FILE.csv` needs `kind = "table"`.
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use tandem_data::mtfl::{BoxSpread, Jitter, DEFAULT_BOX_SCALE};
+use tandem_data::mtfl::{Augment, BoxSpread, Jitter, DEFAULT_BOX_SCALE};
 use tandem_data::SynthConfig;
 
 /// Which data set a run reads.
@@ -50,6 +56,10 @@ pub struct DataConfig {
     pub synth: SynthConfig,
     /// How real faces are cropped (MTFL).
     pub crop: CropConfig,
+    /// Training augmentation of real faces besides the crop jitter (MTFL): a mirror with
+    /// probability ½ and brightness/contrast draws; `{ mirror = false, brightness = 0.0,
+    /// contrast = 0.0 }` turns it off.
+    pub augment: Augment,
     /// A table's numeric input columns (`kind = "table"`; or `image`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<String>,
@@ -103,6 +113,7 @@ impl Default for DataConfig {
             val_fraction: 0.1,
             synth: SynthConfig::default(),
             crop: CropConfig::default(),
+            augment: Augment::default(),
             kind: DataKind::Synth,
             features: Vec::new(),
             image: None,

@@ -243,6 +243,12 @@ impl RunConfig {
             ));
         }
         self.refit.validate()?;
+        if !self.data.augment.is_valid() {
+            return Err(Error::config(
+                "data.augment",
+                "brightness and contrast must be finite and in [0, 1]",
+            ));
+        }
         if !crop.eval_spread.is_valid() {
             return Err(Error::config(
                 "data.crop.eval_spread",
