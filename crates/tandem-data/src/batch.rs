@@ -131,14 +131,13 @@ impl Batcher {
         self.batch_from_order(ds, &order, epoch, k, device)
     }
 
-    fn batch_from_order(
-        &self,
-        ds: &dyn Dataset,
-        order: &[usize],
-        epoch: usize,
-        k: usize,
-        device: &Device,
-    ) -> Result<Batch> {
+    /// The sample indices of batch `k` of epoch `epoch` over `len` samples, in batch order.
+    pub fn batch_indices(&self, len: usize, epoch: usize, k: usize) -> Result<Vec<usize>> {
+        let order = self.order(len, epoch);
+        self.indices_from_order(&order, k)
+    }
+
+    fn indices_from_order(&self, order: &[usize], k: usize) -> Result<Vec<usize>> {
         let start = k * self.batch_size;
         if start >= order.len() {
             return Err(DataError::Invalid(format!(
@@ -147,7 +146,28 @@ impl Batcher {
             )));
         }
         let end = (start + self.batch_size).min(order.len());
-        let indices = order[start..end].to_vec();
+        Ok(order[start..end].to_vec())
+    }
+
+    /// The batch of the samples `indices` (in that order), transformed as batch samples of
+    /// epoch `epoch` are: each with the RNG of its own index ([`sample_rng`]), so any part of a
+    /// batch — a data-parallel rank's shard — holds exactly the samples the whole batch holds.
+    pub fn batch_of(
+        &self,
+        ds: &dyn Dataset,
+        indices: Vec<usize>,
+        epoch: usize,
+        device: &Device,
+    ) -> Result<Batch> {
+        if let Some(&i) = indices.iter().find(|&&i| i >= ds.len()) {
+            return Err(DataError::Invalid(format!(
+                "sample {i} out of range for {} samples",
+                ds.len()
+            )));
+        }
+        if indices.is_empty() {
+            return Err(DataError::Invalid("a batch of no samples".into()));
+        }
         let samples: Vec<Sample> = indices
             .par_iter()
             .map(|&i| {
@@ -164,6 +184,18 @@ impl Batcher {
             targets,
             indices,
         })
+    }
+
+    fn batch_from_order(
+        &self,
+        ds: &dyn Dataset,
+        order: &[usize],
+        epoch: usize,
+        k: usize,
+        device: &Device,
+    ) -> Result<Batch> {
+        let indices = self.indices_from_order(order, k)?;
+        self.batch_of(ds, indices, epoch, device)
     }
 
     /// All batches of epoch `epoch`, built lazily.

@@ -94,6 +94,8 @@ fn step(toy: &Toy, w: &mut dyn Weighting, step: u64) {
         rng: &mut rng,
         epoch: 0,
         step,
+        collective: None,
+        reduced: Vec::new(),
     };
     w.backward(&losses, &mut ctx).unwrap();
 }

@@ -104,6 +104,8 @@ pub fn train(steps: u64) -> candle_core::Result<Outcome> {
             rng: &mut step_rng,
             epoch: 0,
             step,
+            collective: None,
+            reduced: Vec::new(),
         };
         let update = weighting.backward(&losses, &mut ctx)?;
         weights = update.weights;

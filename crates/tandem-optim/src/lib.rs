@@ -53,7 +53,7 @@
 //!     rng: &mut rng,
 //!     epoch: 0,
 //!     step: 0,
-//! };
+//!  collective: None, reduced: Vec::new() };
 //! let update = weighting.backward(&losses, &mut ctx)?;
 //! opt.step(&trainable, &update.grads, 1e-3)?;
 //! assert_eq!(update.weights["depth"], 0.5); // c_t·e^{−s_t} with s_t = 0 for a regression

@@ -14,6 +14,8 @@
 //! - [`torch_linear`]: a linear layer initialised as PyTorch's `nn.Linear`.
 //! - [`TaskKind`], [`TaskInfo`], [`TaskList`]: what a loss weighting needs to know of a task.
 //! - [`checkpoint`]: safetensors + JSON sidecar checkpoints, written atomically.
+//! - [`Collective`]: the rank-ordered sums and gathers of data-parallel training ([`Solo`],
+//!   [`ThreadGroup`]).
 //!
 //! ```
 //! use candle_core::{DType, Device};
@@ -31,6 +33,7 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod collective;
 mod error;
 mod guard;
 mod init;
@@ -42,6 +45,7 @@ mod task;
 mod task_map;
 mod vars;
 
+pub use collective::{Collective, CollectiveError, Solo, ThreadGroup};
 pub use error::{Result, TensorError};
 pub use guard::{ensure_finite, is_finite};
 pub use init::{hash_seed, seeded_var_builder, SeededBackend};

@@ -40,6 +40,13 @@ pub enum TrainError {
         /// What is wrong, naming the offending files, keys, tensors and shapes.
         reason: String,
     },
+    /// A data-parallel exchange failed (a rank died or sent what the others did not expect).
+    #[error(transparent)]
+    Collective(#[from] tandem_tensor::CollectiveError),
+    /// A data-parallel rank's record of an exchange does not match (a bug or a mixed-version
+    /// run).
+    #[error("data-parallel exchange: {0}")]
+    Exchange(String),
     /// Writing the history or a report failed.
     #[error("{path}: {reason}")]
     Output {

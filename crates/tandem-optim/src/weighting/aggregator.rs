@@ -244,6 +244,35 @@ fn gramian_of(
     Ok(Gramian::from_row_major(t, g))
 }
 
+/// Every rank's rows (`local`: `T` rows of this rank's coordinates), joined per task in rank
+/// order, with the start and length of this rank's coordinates in the joined rows.
+fn gather_rows(
+    c: &dyn tandem_tensor::Collective,
+    local: &[Vec<f64>],
+) -> candle_core::Result<(Vec<Vec<f64>>, usize, usize)> {
+    let t = local.len();
+    let len = local.first().map_or(0, Vec::len);
+    let flat: Vec<f64> = local.iter().flatten().copied().collect();
+    let all = c
+        .gather(&flat)
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let mut rows = vec![Vec::new(); t];
+    let mut start = 0;
+    for (r, part) in all.iter().enumerate() {
+        if t == 0 || part.len() % t != 0 {
+            candle_core::bail!("rank {r} sent {} row values for {t} tasks", part.len());
+        }
+        let n = part.len() / t;
+        if r < c.rank() {
+            start += n;
+        }
+        for (i, row) in rows.iter_mut().enumerate() {
+            row.extend_from_slice(&part[i * n..(i + 1) * n]);
+        }
+    }
+    Ok((rows, start, len))
+}
+
 /// `Σ_t w_t g_t` of `var` (computed in f64, in task order; `None` when no store has it).
 fn weighted_grad(
     stores: &[(String, GradStore)],
@@ -292,8 +321,25 @@ impl Weighting for GradientWeighting {
             }
         };
         let ones = losses.map(|_, _| 1.0);
-        let stores = per_task_grads(losses)?;
-        let gramian = gramian_of(&stores, targets)?;
+        let mut stores = per_task_grads(losses)?;
+        let parallel = ctx.parallel();
+        let gramian = match (self.on, parallel) {
+            (On::Parameters, _) => {
+                // Data parallelism: the global rows of the shared parameters (nothing alone).
+                ctx.reduce_rows(&mut stores, targets)?;
+                gramian_of(&stores, targets)?
+            }
+            (On::Representation, None) => gramian_of(&stores, targets)?,
+            (On::Representation, Some(c)) => {
+                // The ranks' rows are disjoint coordinates: G = Σ_r G_r.
+                let local = gramian_of(&stores, targets)?;
+                let t = local.len();
+                let mut g: Vec<f64> = (0..t * t).map(|k| local.get(k / t, k % t)).collect();
+                c.sum(&mut g)
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                Gramian::from_row_major(t, g)
+            }
+        };
         let penalty = ctx.penalty_grads()?;
         if stores.is_empty() || !gramian.is_finite() {
             // Plain sum: a non-finite gradient reaches the trainer's guard as it is.
@@ -303,13 +349,23 @@ impl Weighting for GradientWeighting {
                 weights: ones,
             });
         }
+        // Representation mode under data parallelism: a method that reads the rows gets the
+        // global ones (every rank's, concatenated in rank order) and this rank's slice of its
+        // direction; `shard` is that slice's start and length.
+        let mut shard = None;
         let jacobian = if self.agg.needs_jacobian() {
-            Some(
-                stores
-                    .iter()
-                    .map(|(_, s)| flat(s, targets))
-                    .collect::<candle_core::Result<Vec<_>>>()?,
-            )
+            let local = stores
+                .iter()
+                .map(|(_, s)| flat(s, targets))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            match (self.on, parallel) {
+                (On::Representation, Some(c)) => {
+                    let (rows, start, len) = gather_rows(c, &local)?;
+                    shard = Some((start, len));
+                    Some(rows)
+                }
+                _ => Some(local),
+            }
         } else {
             None
         };
@@ -329,7 +385,7 @@ impl Weighting for GradientWeighting {
         check_len(self.agg.name(), agg.weights.len(), stores.len()).map_err(to_candle)?;
         // The update of each target variable, Σ_t w_t g_t or the method's own direction.
         let mut target_grads = Vec::with_capacity(targets.len());
-        let mut offset = 0;
+        let mut offset = shard.map_or(0, |(start, _)| start);
         for (_, var) in targets {
             let g = match &agg.direction {
                 Some(d) => {

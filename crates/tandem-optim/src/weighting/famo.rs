@@ -301,6 +301,8 @@ mod tests {
             rng: &mut rng,
             epoch: 0,
             step,
+            collective: None,
+            reduced: Vec::new(),
         };
         let u = w.backward(&losses, &mut ctx)?;
         let g = |v: &Var| -> candle_core::Result<f64> {
@@ -453,6 +455,8 @@ mod tests {
             rng: &mut rng,
             epoch: 0,
             step: 0,
+            collective: None,
+            reduced: Vec::new(),
         };
         let err = Famo::default()
             .backward(&losses, &mut ctx)

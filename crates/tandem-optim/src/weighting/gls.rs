@@ -153,6 +153,8 @@ mod tests {
             rng: &mut rng,
             epoch: 0,
             step: 0,
+            collective: None,
+            reduced: Vec::new(),
         };
         let u = Gls::default().backward(&losses, &mut ctx)?;
         let grads = vars
@@ -221,6 +223,8 @@ mod tests {
             rng: &mut rng,
             epoch: 0,
             step: 0,
+            collective: None,
+            reduced: Vec::new(),
         };
         let err = Gls::default().backward(&losses, &mut ctx).err();
         assert!(err.is_some_and(|e| e.to_string().contains("depth")));

@@ -148,7 +148,9 @@ impl GradNorm {
         let w: Vec<f64> = p.iter().map(|p| t * p).collect();
         let weights = TaskMap::from_iter(names.iter().cloned().zip(w.iter().copied()));
         let values = losses.try_map(|_, l| l.to_scalar::<f32>().map(f64::from))?;
-        let stores = per_task_grads(losses)?;
+        let mut stores = per_task_grads(losses)?;
+        let shared = ctx.shared;
+        ctx.reduce_rows(&mut stores, shared)?;
         let mut norms = Vec::with_capacity(names.len());
         for (_, store) in &stores {
             norms.push(norm(&flat(store, ctx.shared)?));
@@ -279,7 +281,9 @@ impl Weighting for GradNorm {
             }
         }
         let weights = losses.map(|t, _| self.state.weights.get(t).copied().unwrap_or(1.0));
-        let stores = per_task_grads(losses)?;
+        let mut stores = per_task_grads(losses)?;
+        let last_shared = ctx.last_shared;
+        ctx.reduce_rows(&mut stores, last_shared)?;
         let mut norms = TaskMap::new();
         for (task, store) in &stores {
             norms.insert(task.clone(), norm(&flat(store, ctx.last_shared)?));
@@ -361,6 +365,8 @@ mod tests {
             rng: &mut rng,
             epoch: 0,
             step: 0,
+            collective: None,
+            reduced: Vec::new(),
         };
         let mut gn = GradNorm::new(1.5, 0.1);
         let u = gn.backward(&losses, &mut ctx)?;
@@ -395,6 +401,8 @@ mod tests {
             rng: &mut rng,
             epoch: 0,
             step: 1,
+            collective: None,
+            reduced: Vec::new(),
         };
         let (wa, wb) = (0.6 * 2.0 / 1.65, 1.05 * 2.0 / 1.65);
         gn.backward(&TaskMap::new().with("a", la).with("b", lb), &mut ctx)?;
@@ -461,6 +469,8 @@ mod tests {
                 rng: &mut rng,
                 epoch,
                 step: epoch as u64,
+                collective: None,
+                reduced: Vec::new(),
             };
             let u = gn.backward(&losses(&wv)?, &mut ctx)?;
             assert_eq!(u.weights, TaskMap::new().with("a", 1.0).with("b", 1.0));

@@ -219,6 +219,8 @@ mod tests {
             rng: &mut rng,
             epoch: 0,
             step: 0,
+            collective: None,
+            reduced: Vec::new(),
         };
         let u = w.backward(&losses, &mut ctx)?;
         let grad = |t: &Tensor| -> candle_core::Result<Vec<f64>> {

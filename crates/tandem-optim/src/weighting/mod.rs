@@ -16,10 +16,25 @@
 //!
 //! Weightings with state beyond the model's variables expose it as plain JSON through
 //! [`Weighting::state`] / [`Weighting::load_state`], so a resumed run continues exactly.
+//!
+//! ## Data parallelism
+//! Under data parallelism ([`StepContext::collective`] with `R > 1` ranks) each rank holds a
+//! contiguous shard of the global batch. The trainer hands every weighting losses whose
+//! **value is the global loss** `L_t = Σ_r (n_{r,t}/N_t) L_{r,t}` (the same bits on every rank)
+//! and whose **gradient is the rank's share** `(n_{r,t}/N_t) ∇L_{r,t}`; the shares of the ranks
+//! add up to the global gradient. So a loss-level method, whatever function of the loss values
+//! it forms, computes the same weights on every rank and returns its rank's share of the global
+//! update, which the trainer sums over the ranks. A gradient method needs the global per-task
+//! gradients before it aggregates (the Gramian of a sum is not the sum of the Gramians): it
+//! calls [`StepContext::reduce_rows`] on its per-task stores, which sums the rows of the shared
+//! variables over the ranks and records them in [`StepContext::reduced`], so the trainer does
+//! not sum them again. In representation mode the rows of different ranks are disjoint
+//! coordinates of one Jacobian, so the `T × T` Gramian is the sum of the ranks' Gramians.
+//! Under data parallelism the trainer applies the penalty ([`StepContext::penalty`] is `None`).
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
+use candle_core::{Tensor, TensorId, Var};
 use rand_chacha::ChaCha8Rng;
-use tandem_tensor::TaskMap;
+use tandem_tensor::{Collective, TaskMap};
 
 mod aggregator;
 mod config;
@@ -101,9 +116,76 @@ pub struct StepContext<'a> {
     pub epoch: usize,
     /// Optimizer steps taken so far.
     pub step: u64,
+    /// The ranks of a data-parallel run; `None` for one process (see the module docs).
+    pub collective: Option<&'a dyn Collective>,
+    /// Variables whose gradients in the returned [`Update`] already are sums over the ranks
+    /// (filled by [`StepContext::reduce_rows`]); the trainer sums every other gradient.
+    pub reduced: Vec<TensorId>,
 }
 
-impl StepContext<'_> {
+impl<'a> StepContext<'a> {
+    /// The collective of a data-parallel run with more than one rank (`None` otherwise).
+    pub fn parallel(&self) -> Option<&'a dyn Collective> {
+        self.collective.filter(|c| c.ranks() > 1)
+    }
+
+    /// Under data parallelism: replaces the gradients of `vars` in every per-task store by
+    /// their sums over the ranks (one collective sum of `T · |vars|` values and a presence
+    /// flag each) and records `vars` in [`StepContext::reduced`]. A variable no rank's store
+    /// has a gradient for keeps none. Nothing happens in a run of one process.
+    pub fn reduce_rows(
+        &mut self,
+        stores: &mut [(String, GradStore)],
+        vars: &[(String, Var)],
+    ) -> candle_core::Result<()> {
+        let Some(c) = self.parallel() else {
+            return Ok(());
+        };
+        let mut buf = Vec::new();
+        for (_, store) in stores.iter() {
+            for (_, var) in vars {
+                match store.get(var.as_tensor()) {
+                    Some(g) => {
+                        buf.push(1.0);
+                        buf.extend(
+                            g.flatten_all()?
+                                .to_dtype(candle_core::DType::F64)?
+                                .to_vec1::<f64>()?,
+                        );
+                    }
+                    None => {
+                        buf.push(0.0);
+                        buf.resize(buf.len() + var.elem_count(), 0.0);
+                    }
+                }
+            }
+        }
+        c.sum(&mut buf)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let mut offset = 0;
+        for (_, store) in stores.iter_mut() {
+            for (_, var) in vars {
+                let n = var.elem_count();
+                let present = buf[offset] > 0.0;
+                let chunk = &buf[offset + 1..offset + 1 + n];
+                offset += n + 1;
+                if present {
+                    let g = Tensor::from_slice(chunk, var.shape(), var.device())?
+                        .to_dtype(var.dtype())?;
+                    store.insert(var.as_tensor(), g);
+                } else {
+                    store.remove(var.as_tensor());
+                }
+            }
+        }
+        for (_, var) in vars {
+            if !self.reduced.contains(&var.id()) {
+                self.reduced.push(var.id());
+            }
+        }
+        Ok(())
+    }
+
     /// The gradients of a loss-level method's `objective` with the trainer's penalty added:
     /// one backward pass of `objective + penalty` (of `objective` alone without a penalty).
     pub fn backward(&self, objective: Tensor) -> candle_core::Result<GradStore> {

@@ -84,7 +84,9 @@ impl Weighting for PcGrad {
         ctx: &mut StepContext,
     ) -> candle_core::Result<Update> {
         let weights = losses.map(|_, _| 1.0);
-        let stores = per_task_grads(losses)?;
+        let mut stores = per_task_grads(losses)?;
+        let shared = ctx.shared;
+        ctx.reduce_rows(&mut stores, shared)?;
         let task_flat = stores
             .iter()
             .map(|(_, s)| flat(s, ctx.shared))
@@ -150,6 +152,8 @@ mod tests {
             rng: &mut rng,
             epoch: 0,
             step: 0,
+            collective: None,
+            reduced: Vec::new(),
         };
         let u = PcGrad::new().backward(&losses, &mut ctx)?;
         let g = u
@@ -198,6 +202,8 @@ mod tests {
             rng: &mut rng,
             epoch: 0,
             step: 0,
+            collective: None,
+            reduced: Vec::new(),
         };
         let u = PcGrad::new().backward(&TaskMap::new().with("a", la).with("b", lb), &mut ctx)?;
         u.grads.get(t).map_or(Ok(vec![]), |g| g.to_vec1::<f32>())

@@ -116,6 +116,8 @@ mod tests {
             rng: &mut rng,
             epoch: 0,
             step: 0,
+            collective: None,
+            reduced: Vec::new(),
         };
         let u = Rlw::new().backward(&losses, &mut ctx)?;
         let g = |v: &Var| -> candle_core::Result<f64> {

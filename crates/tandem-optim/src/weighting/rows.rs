@@ -96,6 +96,8 @@ pub fn run_on_rows(
         rng: &mut rng,
         epoch: 0,
         step: 0,
+        collective: None,
+        reduced: Vec::new(),
     };
     let update = weighting.backward(&losses_map, &mut ctx)?;
     let grad = match update.grads.get(theta.as_tensor()) {

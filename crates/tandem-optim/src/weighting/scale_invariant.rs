@@ -164,6 +164,8 @@ mod tests {
             rng: &mut rng,
             epoch: 0,
             step: 0,
+            collective: None,
+            reduced: Vec::new(),
         };
         let u = ScaleInvariant::default().backward(&losses, &mut ctx)?;
         let g = |v: &Var| -> candle_core::Result<f64> {

@@ -295,6 +295,8 @@ mod tests {
             rng: &mut rng,
             epoch,
             step: 0,
+            collective: None,
+            reduced: Vec::new(),
         };
         let u = w.backward(&losses, &mut ctx)?;
         let g = |v: &Var| -> candle_core::Result<f64> {

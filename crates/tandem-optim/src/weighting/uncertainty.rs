@@ -144,6 +144,8 @@ mod tests {
                 rng: &mut rng,
                 epoch: 0,
                 step: 0,
+                collective: None,
+                reduced: Vec::new(),
             };
             let u = w.backward(&losses, &mut ctx)?;
             let s = vars.get(

@@ -52,6 +52,9 @@ pub(crate) struct Checkpointer {
     pub(crate) config: Option<CheckpointConfig>,
     /// Where to resume from.
     pub(crate) resume: Resume,
+    /// Whether this process writes and deletes checkpoints: rank 0 of a data-parallel run
+    /// writes, the other ranks only read.
+    pub(crate) reader_only: bool,
 }
 
 impl Checkpointer {
@@ -96,7 +99,7 @@ impl Checkpointer {
 
     /// Writes a checkpoint of `state` and `vars` (nothing without a configuration).
     pub(crate) fn save(&self, vars: &VarMap, state: &TrainerState) -> Result<()> {
-        if let Some(c) = &self.config {
+        if let (Some(c), false) = (&self.config, self.reader_only) {
             files::write(c, vars, state)?;
         }
         Ok(())
@@ -110,7 +113,7 @@ impl Checkpointer {
     /// Writes the best epoch's variables (the current values of `vars`) to `DIR/best`.
     pub(crate) fn save_best(&self, vars: &VarMap, best: &BestEpoch) -> Result<()> {
         match (&self.config, self.best_dir()) {
-            (Some(c), Some(dir)) => best.save(&dir, vars, &c.model_config),
+            (Some(c), Some(dir)) if !self.reader_only => best.save(&dir, vars, &c.model_config),
             _ => Ok(()),
         }
     }
@@ -134,7 +137,7 @@ impl Checkpointer {
 
     /// Deletes the checkpoints and the best epoch in the checkpoint folder (a fresh run).
     fn clear(&self) -> Result<()> {
-        let Some(c) = &self.config else {
+        let (Some(c), false) = (&self.config, self.reader_only) else {
             return Ok(());
         };
         let best = self.best_dir().filter(|d| d.exists());
@@ -198,7 +201,7 @@ impl Checkpointer {
     /// After resuming at `position`: checkpoints that failed to load are renamed
     /// `invalid-step-…` (kept for inspection), newer ones are deleted (the run re-creates them).
     fn drop_newer(&self, position: u64, failed: &[(PathBuf, String)]) -> Result<()> {
-        let Some(c) = &self.config else {
+        let (Some(c), false) = (&self.config, self.reader_only) else {
             return Ok(());
         };
         for p in list_checkpoints(&c.dir) {

@@ -4,7 +4,7 @@
 use super::{Fit, StepInfo, Trainer};
 use crate::history::improves;
 use crate::timing::add_since;
-use crate::{evaluate, BestEpoch, EpochRecord, Evaluation, Result, RunState};
+use crate::{evaluate_sharded, BestEpoch, EpochRecord, Evaluation, Result, RunState};
 use std::time::Instant;
 use tandem_optim::Observation;
 use tandem_tensor::TaskMap;
@@ -14,16 +14,29 @@ impl Trainer {
     /// fall due (every `every_steps` steps, except after the last batch: the epoch-end
     /// checkpoint follows it immediately).
     pub(super) fn train_epoch(&mut self, fit: &mut Fit, run: &mut RunState) -> Result<()> {
+        let (rank, ranks) = (self.collective.rank(), self.collective.ranks());
         while run.batch < fit.batches_per_epoch {
             let k = run.batch;
             let t_batch = Instant::now();
+            let indices = fit
+                .train_batcher
+                .batch_indices(fit.train.len(), run.epoch, k)?;
+            let batch_len = indices.len();
+            if batch_len < ranks {
+                // A batch smaller than the number of ranks leaves a rank without samples: every
+                // rank skips it.
+                run.batch += 1;
+                continue;
+            }
+            // This rank's contiguous shard (the whole batch with one rank).
+            let shard = indices[rank * batch_len / ranks..(rank + 1) * batch_len / ranks].to_vec();
             let batch = fit
                 .train_batcher
-                .batch(fit.train, run.epoch, k, &self.device)?;
+                .batch_of(fit.train, shard, run.epoch, &self.device)?;
             add_since(&mut self.timing.batch_seconds, t_batch);
             let t_step = Instant::now();
             run.batch += 1;
-            if !self.train_step(fit, run, &batch)? {
+            if !self.train_step(fit, run, &batch, batch_len)? {
                 continue;
             }
             add_since(&mut self.timing.step_seconds, t_step);
@@ -51,15 +64,24 @@ impl Trainer {
         let train_loss = run.loss_sum.map(|_, (s, n)| s / n);
         let weights = run.weight_sum.map(|_, (s, n)| s / n);
         let t_eval = Instant::now();
-        let eval = evaluate(fit.net, fit.tasks, fit.val, &fit.eval_batcher, &self.device)?;
+        let comm = self.collective.as_ref();
+        let eval = evaluate_sharded(
+            fit.net,
+            fit.tasks,
+            fit.val,
+            &fit.eval_batcher,
+            &self.device,
+            comm,
+        )?;
         let train_eval_loss = if self.config.eval_train {
             Some(
-                evaluate(
+                evaluate_sharded(
                     fit.net,
                     fit.tasks,
                     fit.train,
                     &fit.eval_batcher,
                     &self.device,
+                    comm,
                 )?
                 .losses,
             )

@@ -28,9 +28,10 @@ use tandem_data::{Batcher, Dataset, Transform};
 use tandem_heads::{Task, TaskSet};
 use tandem_optim::{Equal, Optimizer, StopperConfig, TaskStopper, Weighting};
 use tandem_share::MultiTaskNet;
-use tandem_tensor::TaskMap;
+use tandem_tensor::{Collective, Solo, TaskMap};
 
 mod epoch;
+mod parallel;
 mod refit;
 mod step;
 
@@ -87,6 +88,7 @@ pub struct Trainer {
     best: Option<BestEpoch>,
     timing: FitTiming,
     augment: AugmentClock,
+    collective: Arc<dyn Collective>,
 }
 
 /// Everything one call of [`Trainer::fit`] works with.
@@ -123,7 +125,25 @@ impl Trainer {
             best: None,
             timing: FitTiming::default(),
             augment: AugmentClock::default(),
+            collective: Arc::new(Solo),
         }
+    }
+
+    /// Trains data-parallel over the ranks of `collective`: each rank takes its contiguous
+    /// shard of every global batch (`batch_size` is the global batch), the ranks exchange what
+    /// each weighting needs (see [`tandem_optim::weighting`], "Data parallelism") and sum the
+    /// gradients in rank order, so every rank applies the same update. Evaluation is sharded
+    /// too ([`crate::evaluate_sharded`]). Only rank 0 writes checkpoints; every rank reads them
+    /// to resume. Every rank must call [`Trainer::fit`] with the same configuration, network
+    /// and data. Without it (the default) the run has one rank.
+    pub fn data_parallel(mut self, collective: Arc<dyn Collective>) -> Self {
+        self.collective = collective;
+        self
+    }
+
+    /// This process's rank in a data-parallel run (0 without one).
+    pub fn rank(&self) -> usize {
+        self.collective.rank()
     }
 
     /// Uses `weighting` to combine task losses.
@@ -265,6 +285,7 @@ impl Trainer {
         }
         self.timing = FitTiming::default();
         self.augment.reset();
+        self.checkpointer.reader_only = self.collective.rank() != 0;
         self.best = None;
         let (train_batcher, eval_batcher) = self.batchers();
         let batches_per_epoch = train_batcher.num_batches(train.len());
@@ -296,6 +317,7 @@ impl Trainer {
             }
             None => RunState::fresh(tasks, base_lr),
         };
+        self.check_same_position(&run)?;
         let mut fit = Fit {
             net,
             tasks,

@@ -15,19 +15,25 @@ use tandem_share::NetOutput;
 use tandem_tensor::{hash_seed, is_finite, TaskMap};
 
 /// The losses of one batch: tensors for the weighting, values for the history.
-struct Losses {
-    tensors: TaskMap<Tensor>,
-    values: Vec<(String, f64)>,
+pub(super) struct Losses {
+    pub(super) tensors: TaskMap<Tensor>,
+    pub(super) values: Vec<(String, f64)>,
+    /// Labelled samples behind each loss (same order as `values`).
+    pub(super) labelled: Vec<f64>,
 }
 
 impl Trainer {
     /// One step on `batch`; `false` when no step was taken (nothing to train on, or a
     /// non-finite value skipped under [`NonFinitePolicy::SkipBatch`](crate::NonFinitePolicy)).
+    ///
+    /// Under data parallelism `batch` is this rank's shard of a global batch of `batch_len`
+    /// samples; otherwise `batch_len` is `batch`'s own length.
     pub(super) fn train_step(
         &mut self,
         fit: &mut Fit,
         run: &mut RunState,
         batch: &Batch,
+        batch_len: usize,
     ) -> Result<bool> {
         let (epoch, step) = (run.epoch, run.step);
         // Representation mode: the heads read a leaf cut from the trunk's output.
@@ -49,14 +55,34 @@ impl Trainer {
                 &owned
             }
         };
-        let losses = match task_losses(fit.tasks, &run.active, out, batch, epoch, step)? {
-            Ok(losses) => losses,
+        let parallel = Some(self.collective.as_ref()).filter(|c| c.ranks() > 1);
+        let checked = match parallel {
+            None => task_losses(fit.tasks, &run.active, out, batch, epoch, step)?
+                .map(|l| (l, out.penalty.clone())),
+            // Data parallelism: the global loss values, with this rank's share of the gradient.
+            Some(c) => {
+                let local = local_losses(fit.tasks, &run.active, out, batch)?;
+                let global_len = batch_len.max(batch.indices.len());
+                super::parallel::share_losses(
+                    c,
+                    &run.active,
+                    local,
+                    out.penalty.as_ref(),
+                    batch.indices.len(),
+                    global_len,
+                    epoch,
+                    step,
+                )?
+            }
+        };
+        let (losses, penalty) = match checked {
+            Ok(lp) => lp,
             Err(e) => {
                 self.config.on_non_finite.handle(e, &mut run.skipped)?;
                 return Ok(false);
             }
         };
-        if losses.tensors.is_empty() && out.penalty.is_none() {
+        if losses.tensors.is_empty() && penalty.is_none() {
             return Ok(false);
         }
         let mut rng = ChaCha8Rng::seed_from_u64(hash_seed(self.config.seed ^ step, "weighting"));
@@ -64,7 +90,12 @@ impl Trainer {
             trainable: &fit.params.trainable,
             shared: &fit.params.shared,
             last_shared: &fit.params.last_shared,
-            penalty: out.penalty.as_ref(),
+            // Under data parallelism the trainer applies the penalty's share itself.
+            penalty: if parallel.is_some() {
+                None
+            } else {
+                penalty.as_ref()
+            },
             representation: split.as_ref().map(|s| Representation {
                 leaf: &s.leaf,
                 features: &s.features,
@@ -72,8 +103,41 @@ impl Trainer {
             rng: &mut rng,
             epoch,
             step,
+            collective: parallel,
+            reduced: Vec::new(),
         };
-        let mut update = self.weighting.backward(&losses.tensors, &mut ctx)?;
+        let mut update = match parallel {
+            Some(c) if losses.tensors.is_empty() => {
+                // Only the penalty: no weighting to run.
+                let grads = super::parallel::reduce_grads(
+                    c,
+                    &fit.params.trainable,
+                    None,
+                    &[],
+                    penalty.as_ref(),
+                )?;
+                tandem_optim::Update {
+                    grads,
+                    weights: TaskMap::new(),
+                }
+            }
+            Some(c) => {
+                let update = self.weighting.backward(&losses.tensors, &mut ctx)?;
+                let reduced = std::mem::take(&mut ctx.reduced);
+                let grads = super::parallel::reduce_grads(
+                    c,
+                    &fit.params.trainable,
+                    Some(update.grads),
+                    &reduced,
+                    penalty.as_ref(),
+                )?;
+                tandem_optim::Update {
+                    grads,
+                    weights: update.weights,
+                }
+            }
+            None => self.weighting.backward(&losses.tensors, &mut ctx)?,
+        };
         match grad_norm(&fit.params.trainable, &update.grads)? {
             Err(var) => {
                 let task = match fit.params.owner(&var) {
@@ -106,6 +170,9 @@ impl Trainer {
             fit.batches_per_epoch as u64,
         );
         fit.opt.step(&fit.params.trainable, &update.grads, run.lr)?;
+        if let Some(c) = parallel {
+            super::parallel::average_buffers(c, fit.vars)?;
+        }
         Ok(true)
     }
 }
@@ -120,18 +187,9 @@ fn task_losses(
     epoch: usize,
     step: u64,
 ) -> Result<std::result::Result<Losses, TrainError>> {
-    let mut losses = Losses {
-        tensors: TaskMap::new(),
-        values: Vec::new(),
-    };
-    let batch_losses = crate::batch_losses(tasks, active.iter().map(String::as_str), out, batch)?;
-    for (name, l) in batch_losses {
-        let value = f64::from(l.loss.to_scalar::<f32>()?);
-        if !value.is_finite() {
-            return Ok(Err(non_finite("loss", &name, epoch, step)));
-        }
-        losses.values.push((name.clone(), value));
-        losses.tensors.insert(name, l.loss);
+    let losses = local_losses(tasks, active, out, batch)?;
+    if let Some((name, _)) = losses.values.iter().find(|(_, v)| !v.is_finite()) {
+        return Ok(Err(non_finite("loss", name, epoch, step)));
     }
     if let Some(p) = &out.penalty {
         if !is_finite(p)? {
@@ -141,7 +199,30 @@ fn task_losses(
     Ok(Ok(losses))
 }
 
-fn non_finite(what: &str, task: &str, epoch: usize, step: u64) -> TrainError {
+/// The losses of the `active` tasks that have at least one labelled sample in `batch`, with
+/// their values and labelled counts (finite or not).
+fn local_losses(
+    tasks: &TaskSet,
+    active: &[String],
+    out: &NetOutput,
+    batch: &Batch,
+) -> Result<Losses> {
+    let mut losses = Losses {
+        tensors: TaskMap::new(),
+        values: Vec::new(),
+        labelled: Vec::new(),
+    };
+    let batch_losses = crate::batch_losses(tasks, active.iter().map(String::as_str), out, batch)?;
+    for (name, l) in batch_losses {
+        let value = f64::from(l.loss.to_scalar::<f32>()?);
+        losses.values.push((name.clone(), value));
+        losses.labelled.push(f64::from(l.labelled));
+        losses.tensors.insert(name, l.loss);
+    }
+    Ok(losses)
+}
+
+pub(super) fn non_finite(what: &str, task: &str, epoch: usize, step: u64) -> TrainError {
     TrainError::NonFinite {
         what: what.into(),
         task: task.into(),
