@@ -10,6 +10,9 @@
 //! Exit status: 0 on success, 1 when the command failed (the message says why), 2 for a
 //! usage error (unknown flag, missing argument; clap's convention).
 //! Logs go to standard error; set `RUST_LOG` (e.g. `RUST_LOG=debug`) to see more.
+//!
+//! Built with the `mpi` feature, `mpirun -np R tandem train ...` trains data-parallel over R
+//! processes (rank 0 logs and writes the output folder); see docs/performance.md.
 #![warn(missing_docs)]
 
 mod data;
@@ -17,6 +20,7 @@ mod draw;
 mod eval;
 mod labels;
 mod output;
+mod parallel;
 mod plot;
 mod predict;
 mod progress;
@@ -51,9 +55,18 @@ enum Command {
 fn main() -> ExitCode {
     tandem::run::init_cpu_threads();
     let cli = Cli::parse();
-    progress::init_logging();
+    let ranks = match parallel::Ranks::init() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if ranks.rank() == 0 {
+        progress::init_logging();
+    }
     let result = match cli.command {
-        Command::Train(a) => train::run(a),
+        Command::Train(a) => train::run(a, ranks.collective()),
         Command::Eval(a) => eval::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Synth(a) => synth::run(a),
@@ -63,7 +76,10 @@ fn main() -> ExitCode {
         Err(e) => {
             // Show each cause once: many errors already include their source's message.
             let mut shown = e.to_string();
-            eprintln!("error: {shown}");
+            match ranks.collective() {
+                Some(c) => eprintln!("error on rank {} of {}: {shown}", c.rank(), c.ranks()),
+                None => eprintln!("error: {shown}"),
+            }
             for cause in e.chain().skip(1) {
                 let c = cause.to_string();
                 if !shown.contains(&c) {
@@ -71,6 +87,7 @@ fn main() -> ExitCode {
                     shown = c;
                 }
             }
+            ranks.abort_others(1);
             ExitCode::FAILURE
         }
     }

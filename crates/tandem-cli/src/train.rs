@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use tandem::data::Dataset;
 use tandem::run::RunData;
 use tandem::tensor::checkpoint::{self, CheckpointMeta};
+use tandem::tensor::Collective;
 use tandem::RunConfig;
 
 /// Arguments of `tandem train`.
@@ -71,8 +72,10 @@ fn toml_int(v: u64, flag: &str) -> Result<i64> {
     i64::try_from(v).map_err(|_| anyhow::anyhow!("{flag} {v} is larger than {}", i64::MAX))
 }
 
-/// Runs `tandem train`.
-pub fn run(args: Args) -> Result<()> {
+/// Runs `tandem train` (data-parallel over the ranks of `collective` when given: every rank
+/// trains, rank 0 alone writes the output folder).
+pub fn run(args: Args, collective: Option<Arc<dyn Collective>>) -> Result<()> {
+    let writer = collective.as_ref().is_none_or(|c| c.rank() == 0);
     let mut train = toml::Table::new();
     if let Some(e) = args.epochs {
         train.insert(
@@ -89,11 +92,23 @@ pub fn run(args: Args) -> Result<()> {
     }
     let mut cfg = load_config(args.config.as_deref(), overrides)?;
     let out = &args.out;
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("cannot create the output folder {}", out.display()))?;
+    if writer {
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("cannot create the output folder {}", out.display()))?;
+    }
     let data = run_data(&mut cfg, args.data.as_deref())?;
-    std::fs::write(out.join("config.toml"), cfg.to_toml()?)
-        .with_context(|| format!("cannot write to {}", out.display()))?;
+    if writer {
+        std::fs::write(out.join("config.toml"), cfg.to_toml()?)
+            .with_context(|| format!("cannot write to {}", out.display()))?;
+    }
+    if let Some(c) = &collective {
+        tracing::info!(
+            "data-parallel over {} ranks: {} samples of each batch of {} per rank",
+            c.ranks(),
+            cfg.train.batch_size.div_ceil(c.ranks()),
+            cfg.train.batch_size
+        );
+    }
     tracing::info!(
         "training {} on {} samples, validating on {} ({} sharing, {} epochs, seed {})",
         cfg.task_names().join("+"),
@@ -137,24 +152,31 @@ pub fn run(args: Args) -> Result<()> {
             .fallback_to_previous(true),
         ),
         resume: args.resume.is_some(),
-        on_step: Some(tandem::run::StepHook::new({
+        on_step: writer.then(|| {
             let bar = bar.clone();
-            move |info| {
+            tandem::run::StepHook::new(move |info| {
                 if let Ok(mut b) = bar.lock() {
                     b.step(info);
                 }
-            }
-        })),
+            })
+        }),
+        collective,
     };
     let output = tandem::run::train_with(&cfg, &data, &device, &options, move |r| {
+        if !writer {
+            return;
+        }
         if let Ok(mut b) = cb.lock() {
             b.epoch(r);
         }
     });
-    if let Ok(b) = bar.lock() {
+    if let (true, Ok(b)) = (writer, bar.lock()) {
         b.finish();
     }
     let output = output?;
+    if !writer {
+        return Ok(());
+    }
     let report = &output.report;
 
     let ckpt = out.join("checkpoint");

@@ -33,7 +33,7 @@ pub struct CollectiveError {
 }
 
 /// The ranks of a data-parallel run (see the module docs).
-pub trait Collective: Send + Sync {
+pub trait Collective: Send + Sync + std::fmt::Debug {
     /// This process's (or thread's) rank, in `0..ranks()`.
     fn rank(&self) -> usize;
 

@@ -61,6 +61,8 @@ mod error;
 mod evaluate;
 mod history;
 mod losses;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 mod params;
 mod run_state;
 pub mod timing;

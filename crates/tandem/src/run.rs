@@ -175,6 +175,11 @@ pub struct RunOptions {
     pub resume: bool,
     /// Called after every optimizer step (progress bars); `None`: nothing.
     pub on_step: Option<StepHook>,
+    /// Train data-parallel over these ranks ([`Trainer::data_parallel`]; `None`: one
+    /// process). Every rank calls [`train_with`] with the same configuration and data; rank 0
+    /// writes the checkpoints and alone scores the test split and the extra evaluation sets
+    /// (the other ranks return them empty).
+    pub collective: Option<Arc<dyn tandem_tensor::Collective>>,
 }
 
 /// Builds the model of `cfg`, trains it on `data`, restores the best epoch's variables and
@@ -233,6 +238,10 @@ pub fn train_with(
     if let Some(t) = &data.transform {
         trainer = trainer.transform(t.clone());
     }
+    let rank = options.collective.as_ref().map_or(0, |c| c.rank());
+    if let Some(c) = &options.collective {
+        trainer = trainer.data_parallel(c.clone());
+    }
     if let Some(hook) = options.on_step.clone() {
         trainer = trainer.on_step(move |info| hook.call(info));
     }
@@ -276,7 +285,7 @@ pub fn train_with(
     }
     let t_test = std::time::Instant::now();
     let test = match &data.test {
-        Some(test) => {
+        Some(test) if rank == 0 => {
             let eval = evaluate(
                 net.as_ref(),
                 &tasks,
@@ -286,10 +295,10 @@ pub fn train_with(
             )?;
             Some(eval.metrics)
         }
-        None => None,
+        _ => None,
     };
     let mut evals = Vec::with_capacity(data.evals.len());
-    for set in &data.evals {
+    for set in data.evals.iter().filter(|_| rank == 0) {
         let mut batcher = Batcher::eval(cfg.train.eval_batch_size);
         if let Some(t) = &set.transform {
             batcher = batcher.with_transform(t.clone());
