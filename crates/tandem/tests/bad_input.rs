@@ -322,7 +322,7 @@ fn trainer_checkpoints(m: &mut Matrix) {
 }
 
 fn configs(m: &mut Matrix) {
-    let cases: [(&str, &str, &[&str]); 22] = [
+    let cases: [(&str, &str, &[&str]); 24] = [
         ("unknown key", "bogus = 1", &["bogus"]),
         ("unknown nested key", "[train]\nepoch = 3", &["epoch"]),
         ("wrong type", "[train]\nepochs = \"ten\"", &["epochs"]),
@@ -415,6 +415,16 @@ fn configs(m: &mut Matrix) {
             "batch norm with a batch of 1",
             "[model]\nnorm = \"batch\"\n[train]\nbatch_size = 1",
             &["model.norm", "batch_size"],
+        ),
+        (
+            "brightness above 1",
+            "[data.augment]\nbrightness = 1.5",
+            &["data.augment", "brightness"],
+        ),
+        (
+            "unknown augmentation key",
+            "[data.augment]\nblur = 0.5",
+            &["blur"],
         ),
         (
             "instance norm on the MLP",
