@@ -54,7 +54,12 @@ pub struct BenchArgs {
     /// `regulariser_<option>_ratio`, relative to the trunk without one).
     #[arg(long, conflicts_with = "weightings")]
     pub regularisers: bool,
-    /// Optimizer steps per timed run with `--weightings` or `--regularisers`.
+    /// Time the training step data-parallel over this many MPI ranks of one thread against one
+    /// process of one thread, at batch 64 and 256 (needs an xtask built with the `mpi`
+    /// feature and `mpirun`; see docs/performance.md).
+    #[arg(long, value_name = "R", conflicts_with_all = ["weightings", "regularisers"])]
+    pub mpi: Option<usize>,
+    /// Optimizer steps per timed run with `--weightings`, `--regularisers` or `--mpi`.
     #[arg(long, default_value_t = 8)]
     pub steps: usize,
     /// Give PyTorch the same glibc malloc settings tandem applies to itself (mmap threshold
@@ -191,6 +196,9 @@ fn torch_available(python: &str) -> std::result::Result<(), String> {
 
 /// `cargo xtask bench`.
 pub fn bench(args: &BenchArgs) -> Result<()> {
+    if let Some(r) = args.mpi {
+        return crate::bench_parallel::bench(r, args.rounds, args.steps.max(4), args.json.as_deref());
+    }
     if args.weightings || args.regularisers {
         let (steps, rounds) = (args.steps.max(1), args.rounds.max(1));
         let report = if args.weightings {

@@ -5,11 +5,14 @@
 //!   `REPORT.md`.
 //! - `cargo xtask bench [--rounds N] [--seconds S] [--json FILE]`: training and inference
 //!   speed of the TCDCN network, tandem vs PyTorch (see `docs/performance.md`);
-//!   `--weightings`: the training step of every weighting method relative to `equal`.
+//!   `--weightings`: the training step of every weighting method relative to `equal`;
+//!   `--mpi R` (an xtask built with the `mpi` feature): data-parallel samples/s over R MPI
+//!   ranks against one process.
 //!
 //! The `xtask` alias builds this binary in release mode, so training runs optimized and
 //! in-process.
 mod bench;
+mod bench_parallel;
 mod bench_weighting;
 mod reproduce;
 
@@ -31,6 +34,9 @@ enum Command {
     /// One timing run of tandem's step, JSON on stdout (used by `bench`).
     #[command(hide = true)]
     BenchStep(bench::StepArgs),
+    /// One data-parallel timing run, JSON on stdout of rank 0 (used by `bench --mpi`).
+    #[command(hide = true)]
+    BenchParallel(bench_parallel::ParallelArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         Command::Reproduce(args) => reproduce::run(args),
         Command::Bench(args) => bench::bench(&args),
         Command::BenchStep(args) => bench::step(&args),
+        Command::BenchParallel(args) => bench_parallel::run_one(&args),
     }
 }
