@@ -197,7 +197,12 @@ fn torch_available(python: &str) -> std::result::Result<(), String> {
 /// `cargo xtask bench`.
 pub fn bench(args: &BenchArgs) -> Result<()> {
     if let Some(r) = args.mpi {
-        return crate::bench_parallel::bench(r, args.rounds, args.steps.max(4), args.json.as_deref());
+        return crate::bench_parallel::bench(
+            r,
+            args.rounds,
+            args.steps.max(4),
+            args.json.as_deref(),
+        );
     }
     if args.weightings || args.regularisers {
         let (steps, rounds) = (args.steps.max(1), args.rounds.max(1));

@@ -26,17 +26,6 @@ pub struct ParallelArgs {
     pub steps: usize,
 }
 
-/// The ranks of this process: MPI with the `mpi` feature, else one.
-fn collective() -> Result<Option<Arc<dyn tandem::tensor::Collective>>> {
-    #[cfg(feature = "mpi")]
-    {
-        let mpi: Arc<dyn tandem::tensor::Collective> = Arc::new(tandem::train::mpi::Mpi::init()?);
-        Ok((mpi.ranks() > 1).then_some(mpi))
-    }
-    #[cfg(not(feature = "mpi"))]
-    Ok(None)
-}
-
 /// Rank 0's samples/s of `steps` steps at global batch `batch`.
 fn timed(
     batch: usize,
@@ -62,7 +51,7 @@ fn timed(
 
 /// `cargo xtask bench-parallel`: one run (see the module docs).
 pub fn run_one(args: &ParallelArgs) -> Result<()> {
-    let c = collective()?;
+    let c = crate::ranks::collective()?;
     let rank = c.as_ref().map_or(0, |c| c.rank());
     let ranks = c.as_ref().map_or(1, |c| c.ranks());
     let mut out = Map::new();
@@ -85,8 +74,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Runs one child and parses its JSON line.
 fn child(mut cmd: Command) -> Result<Map<String, Value>> {
-    cmd.env("RAYON_NUM_THREADS", "1").env("CANDLE_NUM_THREADS", "1");
-    let out = cmd.output().with_context(|| format!("cannot start {cmd:?}"))?;
+    cmd.env("RAYON_NUM_THREADS", "1")
+        .env("CANDLE_NUM_THREADS", "1");
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !out.status.success() {
         bail!(
             "{cmd:?} failed: {}",
@@ -111,7 +103,12 @@ fn child(mut cmd: Command) -> Result<Map<String, Value>> {
 }
 
 /// `cargo xtask bench --mpi R`.
-pub fn bench(ranks: usize, rounds: usize, steps: usize, json_out: Option<&std::path::Path>) -> Result<()> {
+pub fn bench(
+    ranks: usize,
+    rounds: usize,
+    steps: usize,
+    json_out: Option<&std::path::Path>,
+) -> Result<()> {
     if !cfg!(feature = "mpi") {
         bail!(
             "`bench --mpi` needs an xtask built with the mpi feature: \
@@ -130,9 +127,14 @@ pub fn bench(ranks: usize, rounds: usize, steps: usize, json_out: Option<&std::p
         let mut single = Command::new(&exe);
         single.args(["bench-parallel", "--steps", &steps]);
         let mut mpi = Command::new("mpirun");
-        mpi.args(["--allow-run-as-root", "--oversubscribe", "-np", &ranks.to_string()])
-            .arg(&exe)
-            .args(["bench-parallel", "--steps", &steps]);
+        mpi.args([
+            "--allow-run-as-root",
+            "--oversubscribe",
+            "-np",
+            &ranks.to_string(),
+        ])
+        .arg(&exe)
+        .args(["bench-parallel", "--steps", &steps]);
         for (side, cmd) in [(0, single), (1, mpi)] {
             let m = child(cmd)?;
             for (i, key) in ["train_b64", "train_b256"].iter().enumerate() {

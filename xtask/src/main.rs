@@ -14,6 +14,7 @@
 mod bench;
 mod bench_parallel;
 mod bench_weighting;
+mod ranks;
 mod reproduce;
 
 use clap::{Parser, Subcommand};
@@ -41,10 +42,16 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     tandem::run::init_cpu_threads();
-    match Cli::parse().command {
+    let result = match Cli::parse().command {
         Command::Reproduce(args) => reproduce::run(args),
         Command::Bench(args) => bench::bench(&args),
         Command::BenchStep(args) => bench::step(&args),
         Command::BenchParallel(args) => bench_parallel::run_one(&args),
+    };
+    if let Err(e) = &result {
+        // Under mpirun, a failing rank ends the others rather than leave them waiting.
+        eprintln!("error: {e:#}");
+        ranks::abort_others();
     }
+    result
 }

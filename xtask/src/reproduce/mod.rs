@@ -4,6 +4,7 @@ mod experiment;
 mod plots;
 mod report;
 
+use crate::ranks::say;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use experiment::{Budget, Experiment};
@@ -51,6 +52,11 @@ pub struct Args {
     /// order whatever the thread count.
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// Under `mpirun -np R` (feature `mpi`): the ranks every run is spread over. Every rank
+    /// runs the suite's runs one after the other, data-parallel; rank 0 alone prints and
+    /// writes.
+    #[arg(skip)]
+    comm: Option<std::sync::Arc<dyn tandem::tensor::Collective>>,
 }
 
 fn experiments_dir(args: &Args) -> PathBuf {
@@ -114,8 +120,16 @@ fn open_data(dir: &Path, experiments: &[Experiment]) -> Result<Mtfl> {
 }
 
 /// Runs `cargo xtask reproduce`.
-pub fn run(args: Args) -> Result<()> {
+pub fn run(mut args: Args) -> Result<()> {
     let started = Instant::now();
+    args.comm = crate::ranks::collective()?;
+    let writer = args.comm.as_ref().is_none_or(|c| c.rank() == 0);
+    if let Some(c) = &args.comm {
+        say!(
+            "data-parallel over {} MPI ranks: the runs go one at a time",
+            c.ranks()
+        );
+    }
     let experiments = load_experiments(&args)?;
     let mut timings = report::Timings::default();
     let mtfl = match &args.data {
@@ -123,7 +137,7 @@ pub fn run(args: Args) -> Result<()> {
             let t = Instant::now();
             let m = open_data(d, &experiments)?;
             timings.decode_seconds = t.elapsed().as_secs_f64();
-            println!(
+            say!(
                 "loaded MTFL from {} in {:.1} s",
                 d.display(),
                 timings.decode_seconds
@@ -132,12 +146,16 @@ pub fn run(args: Args) -> Result<()> {
         }
         None => None,
     };
-    if let Some(from) = &args.resume {
+    if let (Some(from), true) = (&args.resume, writer) {
         copy_runs(from, &args.out)?;
+    }
+    if let Some(c) = &args.comm {
+        // Every rank reads the copied results only once rank 0 has copied them.
+        c.gather(&[])?;
     }
     let results = run_all(&args, &experiments, mtfl.as_ref(), &args.out, &mut timings)?;
     if args.check_determinism {
-        println!("== determinism check: running everything again");
+        say!("== determinism check: running everything again");
         let again_dir = args.out.join("determinism-check");
         let mut t2 = report::Timings::default();
         let fresh = Args {
@@ -152,11 +170,14 @@ pub fn run(args: Args) -> Result<()> {
                 again_dir.join("metrics.json").display()
             );
         }
-        println!("determinism check passed: both runs gave byte-identical metrics.json");
+        say!("determinism check passed: both runs gave byte-identical metrics.json");
     }
     timings.total_seconds = started.elapsed().as_secs_f64();
+    if !writer {
+        return Ok(());
+    }
     timings.write(&args.out)?;
-    println!(
+    say!(
         "wrote {} and {} in {:.1} s",
         args.out.join("metrics.json").display(),
         args.out.join("REPORT.md").display(),
@@ -187,19 +208,24 @@ fn run_all(
     out: &Path,
     timings: &mut report::Timings,
 ) -> Result<report::Results> {
-    std::fs::create_dir_all(out.join("config"))
-        .with_context(|| format!("creating {}", out.display()))?;
+    let writer = !crate::ranks::quiet();
+    if writer {
+        std::fs::create_dir_all(out.join("config"))
+            .with_context(|| format!("creating {}", out.display()))?;
+    }
     // Every run of the suite, in report order; finished ones (with --resume) are read back.
     let mut jobs = Vec::new();
     let mut done: Vec<Option<Done>> = Vec::new();
     for (ei, e) in experiments.iter().enumerate() {
-        println!("== {} ({} variants): {}", e.name, e.variants.len(), e.title);
+        say!("== {} ({} variants): {}", e.name, e.variants.len(), e.title);
         for (vi, v) in e.variants.iter().enumerate() {
             let cfg_path = out
                 .join("config")
                 .join(format!("{}.{}.toml", e.name, v.key));
-            std::fs::write(&cfg_path, v.config.to_toml()?)
-                .with_context(|| format!("writing {}", cfg_path.display()))?;
+            if writer {
+                std::fs::write(&cfg_path, v.config.to_toml()?)
+                    .with_context(|| format!("writing {}", cfg_path.display()))?;
+            }
             let seeds = args.seeds.or(v.seeds).unwrap_or(e.seeds);
             for k in 0..seeds {
                 let mut cfg = v.config.clone();
@@ -219,7 +245,7 @@ fn run_all(
                     None => None,
                 };
                 if earlier.is_some() {
-                    println!(
+                    say!(
                         "   {label}: finished earlier, taken from {}",
                         run_dir.join("result.json").display()
                     );
@@ -268,7 +294,9 @@ fn run_all(
         }
         _ => None,
     };
-    results.write(out, experiments, majority.as_deref())?;
+    if writer {
+        results.write(out, experiments, majority.as_deref())?;
+    }
     Ok(results)
 }
 
@@ -285,7 +313,11 @@ fn run_jobs(
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Mutex;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = args.jobs.unwrap_or(cores).max(1).min(pending.len().max(1));
+    let workers = match args.comm {
+        // Every rank takes part in every run: one run at a time.
+        Some(_) => 1,
+        None => args.jobs.unwrap_or(cores).max(1).min(pending.len().max(1)),
+    };
     if workers == 1 {
         return pending
             .iter()
@@ -358,17 +390,18 @@ fn run_job(args: &Args, job: &Job, mtfl: Option<&Mtfl>) -> Result<Done> {
                 .fallback_to_previous(true),
         ),
         resume: args.resume.is_some(),
+        collective: args.comm.clone(),
         ..Default::default()
     };
     let progress_label = label.clone();
     let out = tandem::run::train_with(cfg, &data, &Device::Cpu, &options, move |r| {
-        println!(
+        say!(
             "{}",
             report::epoch_line(&progress_label, epochs, r, t.elapsed().as_secs_f64())
         );
     })
     .with_context(|| format!("training {label}"))?;
-    println!(
+    say!(
         "   {label} done: best epoch {}, {}",
         out.report.best_epoch,
         report::summary(&out.report)
@@ -381,6 +414,9 @@ fn run_job(args: &Args, job: &Job, mtfl: Option<&Mtfl>) -> Result<Done> {
         test: out.test,
         evals: out.evals.into_iter().collect(),
     };
+    if crate::ranks::quiet() {
+        return Ok(Done { run, timing });
+    }
     let result_file = run_dir.join("result.json");
     write_result(&result_file, &run)?;
     // The result is all a later --resume needs: drop the bulky checkpoints.
