@@ -583,6 +583,7 @@ weighting = { kind = "equal" }
                 resume: None,
                 experiments: None,
                 jobs: Some(jobs),
+                comm: None,
             };
             let mut t = report::Timings::default();
             let r = run_all(&args, std::slice::from_ref(&e), None, &out, &mut t).unwrap();
