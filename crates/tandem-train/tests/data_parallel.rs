@@ -129,3 +129,46 @@ fn data_parallel_runs_are_deterministic() {
     let (x, y) = (val_nme(&one), val_nme(&a[0].0));
     assert!((x - y).abs() <= 1e-3 * x, "{x} vs {y}");
 }
+
+/// A checkpoint of a two-rank run resumes with two ranks, and is refused, naming the ranks,
+/// by one process.
+#[test]
+fn resume_needs_the_same_number_of_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt");
+    let fit = |collective: Option<Arc<dyn Collective>>, resume: bool| {
+        let s = common::setup(5, 48, missing);
+        let mut trainer = Trainer::new(config())
+            .checkpoints(tandem_train::CheckpointConfig::new(&path))
+            .resume(resume);
+        if let Some(c) = collective {
+            trainer = trainer.data_parallel(c);
+        }
+        trainer
+            .fit(&s.net, &s.tasks, &s.vars, &s.train, &s.val)
+            .map(|r| r.history.epochs)
+            .map_err(|e| e.to_string())
+    };
+    let two = |resume: bool| {
+        std::thread::scope(|scope| {
+            let jobs: Vec<_> = ThreadGroup::new(2)
+                .into_iter()
+                .map(|h| {
+                    let c: Arc<dyn Collective> = Arc::new(h);
+                    scope.spawn(move || fit(Some(c), resume))
+                })
+                .collect();
+            jobs.into_iter()
+                .map(|j| j.join().unwrap())
+                .collect::<Vec<_>>()
+        })
+    };
+    let first = two(false);
+    let again = two(true);
+    assert_eq!(first[0].as_ref().unwrap(), again[0].as_ref().unwrap());
+    let err = fit(None, true).unwrap_err();
+    assert!(
+        err.contains("2 rank(s)") && err.contains("mpirun -np 2"),
+        "{err}"
+    );
+}

@@ -33,6 +33,8 @@ pub(crate) struct RunShape<'a> {
     pub(crate) train_len: usize,
     /// Batches per epoch.
     pub(crate) batches_per_epoch: usize,
+    /// Ranks of the run (1 without data parallelism).
+    pub(crate) ranks: usize,
 }
 
 /// The trainer's stateful parts that a checkpoint restores besides the variables.
@@ -265,6 +267,13 @@ fn check_fits(
         wrong.push(format!(
             "written for {} training samples in {} batches per epoch, this run has {} in {}",
             state.train_len, state.batches_per_epoch, shape.train_len, shape.batches_per_epoch
+        ));
+    }
+    if state.ranks != shape.ranks {
+        wrong.push(format!(
+            "written by a data-parallel run of {} rank(s), this run has {}: resume with the same \
+             number of ranks (mpirun -np {})",
+            state.ranks, shape.ranks, state.ranks
         ));
     }
     if run.epoch > config.epochs || (run.batch != 0 && run.batch >= shape.batches_per_epoch) {

@@ -147,6 +147,10 @@ pub struct TrainerState {
     pub train_len: usize,
     /// Batches per epoch.
     pub batches_per_epoch: usize,
+    /// Ranks of a data-parallel run (1 without one, and then not written); resuming with
+    /// another number is an error, since the ranks' shards and sums decide the bits.
+    #[serde(default = "one_rank", skip_serializing_if = "is_one_rank")]
+    pub ranks: usize,
     /// Whether every epoch has been trained.
     pub finished: bool,
     /// Where the loop stands: position, partial-epoch sums, active tasks, history.
@@ -158,6 +162,14 @@ pub struct TrainerState {
     pub weighting: Value,
     /// Each auxiliary task's stopper state ([`tandem_optim::TaskStopper::state`]).
     pub stoppers: TaskMap<Value>,
+}
+
+fn one_rank() -> usize {
+    1
+}
+
+fn is_one_rank(r: &usize) -> bool {
+    *r == 1
 }
 
 impl TrainerState {

@@ -302,6 +302,7 @@ impl Trainer {
             tasks,
             train_len: train.len(),
             batches_per_epoch,
+            ranks: self.collective.ranks(),
         };
         let parts = Parts {
             optimizer: opt.as_mut(),
@@ -382,6 +383,7 @@ impl Trainer {
             config: self.config.clone(),
             train_len: fit.train.len(),
             batches_per_epoch: fit.batches_per_epoch,
+            ranks: self.collective.ranks(),
             finished: run.epoch >= self.config.epochs,
             run: run.clone(),
             optimizer: fit.opt.state()?,
