@@ -197,12 +197,31 @@ pub fn run(args: Args, collective: Option<Arc<dyn Collective>>) -> Result<()> {
         "validation": by_task(&report.best)?,
         "last_epoch": report.history.epochs.last().map(|r| by_task(&r.val_metrics)).transpose()?,
     });
+    metrics["sharing"] = cfg.sharing.key().into();
+    metrics["parameters"] = output.parameters.into();
+    if let Some(gates) = &output.gates {
+        metrics["gates"] = gates_json(gates);
+    }
     if let Some(test) = &output.test {
         metrics["test"] = by_task(test)?;
     }
     write_json(&out.join("metrics.json"), &metrics)?;
     plot::write_all(out, &report.history).context("cannot write the plots")?;
 
+    crate::output::outln!(
+        "sharing {}: {} trainable parameters",
+        cfg.sharing.key(),
+        output.parameters
+    );
+    if let Some(gates) = &output.gates {
+        crate::output::outln!("mean gate weights over the validation set (one row per level):");
+        for (task, levels) in gates.iter() {
+            for row in levels {
+                let cells: Vec<String> = row.iter().map(|v| format!("{v:.3}")).collect();
+                crate::output::outln!("  {task:<12} [{}]", cells.join(", "));
+            }
+        }
+    }
     crate::output::outln!("{}", report.table());
     if let (Some(test), Some(faces)) = (&output.test, &data.test) {
         crate::output::outln!(
@@ -217,4 +236,18 @@ pub fn run(args: Args, collective: Option<Arc<dyn Collective>>) -> Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// `{"TASK": [w_1, …, w_E]}`, or per level `{"TASK": [[…], …]}` when the architecture gates
+/// at several levels (PLE).
+fn gates_json(gates: &tandem::train::GateMeans) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for (task, levels) in gates.iter() {
+        let value = match levels.as_slice() {
+            [one] => serde_json::json!(one),
+            many => serde_json::json!(many),
+        };
+        map.insert(task.to_string(), value);
+    }
+    serde_json::Value::Object(map)
 }

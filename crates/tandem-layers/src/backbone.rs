@@ -17,6 +17,16 @@ pub trait Backbone: Send + Sync {
     /// Name of stage `k` (used in configs and checkpoint paths, e.g. `conv1`).
     fn stage_name(&self, k: usize) -> String;
 
+    /// The shape of one input sample (`[C, H, W]` for an image trunk, `[d_in]` for a table),
+    /// without the batch axis. Architectures that gate on the input (MMoE's gates read the
+    /// flattened input) size their layers from it.
+    fn input_shape(&self) -> Vec<usize>;
+
+    /// The shape of one sample of stage `k`'s output, without the batch axis: `[C_k, H_k, W_k]`
+    /// for a convolutional stage, `[D_k]` for a dense one. Stage-wise architectures (MTAN's
+    /// attention modules, PLE's gates) size their layers from it.
+    fn stage_shape(&self, k: usize) -> Vec<usize>;
+
     /// Runs stage `k` on `x`. `train` enables training-only behaviour such as dropout.
     fn forward_stage(&self, k: usize, x: &Tensor, train: bool) -> Result<Tensor>;
 

@@ -233,6 +233,14 @@ impl Backbone for Mlp {
         stage_name(k)
     }
 
+    fn input_shape(&self) -> Vec<usize> {
+        vec![self.config.in_features]
+    }
+
+    fn stage_shape(&self, k: usize) -> Vec<usize> {
+        vec![self.config.hidden.get(k).copied().unwrap_or(0)]
+    }
+
     /// Flattens `x [B, …]` to `[B, d_in]` (an error if the trailing axes do not hold `d_in`
     /// values), then linear, activation and, when training, seeded dropout.
     fn forward_stage(&self, k: usize, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {

@@ -194,6 +194,10 @@ pub struct Tcdcn {
 }
 
 impl Tcdcn {
+    /// The stage names, in order: the default stage lists of soft sharing, cross-stitch units
+    /// and the stage-wise architectures that build on this trunk.
+    pub const STAGES: [&'static str; 5] = ["conv1", "conv2", "conv3", "conv4", "fc"];
+
     /// Builds the trunk with its parameters under `vb`.
     pub fn new(config: TcdcnConfig, vb: VarBuilder) -> Result<Self> {
         config.validate()?;
@@ -271,10 +275,18 @@ impl Backbone for Tcdcn {
     }
 
     fn stage_name(&self, k: usize) -> String {
-        if k < 4 {
-            format!("conv{}", k + 1)
-        } else {
-            "fc".into()
+        Self::STAGES.get(k).copied().unwrap_or("none").into()
+    }
+
+    fn input_shape(&self) -> Vec<usize> {
+        let (c, s) = (self.config.in_channels, self.config.input_size);
+        vec![c, s, s]
+    }
+
+    fn stage_shape(&self, k: usize) -> Vec<usize> {
+        match (k, self.config.spatial_sizes()) {
+            (0..=3, Ok(sizes)) => vec![self.config.channels[k], sizes[k], sizes[k]],
+            _ => vec![self.config.feature_dim],
         }
     }
 

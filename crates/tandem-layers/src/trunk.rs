@@ -63,9 +63,7 @@ impl TrunkConfig {
     /// `conv1`…`conv4`, `fc`; the MLP's `fc1`…`fcL`, one per hidden layer.
     pub fn stage_names(&self) -> Vec<String> {
         match self {
-            Self::Tcdcn(_) => ["conv1", "conv2", "conv3", "conv4", "fc"]
-                .map(String::from)
-                .to_vec(),
+            Self::Tcdcn(_) => Tcdcn::STAGES.map(String::from).to_vec(),
             Self::Mlp(c) => (0..c.hidden.len()).map(crate::mlp::stage_name).collect(),
         }
     }
@@ -94,6 +92,14 @@ impl TrunkConfig {
         match self {
             Self::Tcdcn(c) => c.mask_seed = seed,
             Self::Mlp(c) => c.mask_seed = seed,
+        }
+    }
+
+    /// The seed mixed into the trunk's random masks (the run's seed once a run has set it).
+    pub fn mask_seed(&self) -> u64 {
+        match self {
+            Self::Tcdcn(c) => c.mask_seed,
+            Self::Mlp(c) => c.mask_seed,
         }
     }
 
@@ -235,6 +241,14 @@ impl Backbone for Trunk {
 
     fn stage_name(&self, k: usize) -> String {
         self.inner().stage_name(k)
+    }
+
+    fn input_shape(&self) -> Vec<usize> {
+        self.inner().input_shape()
+    }
+
+    fn stage_shape(&self, k: usize) -> Vec<usize> {
+        self.inner().stage_shape(k)
     }
 
     fn forward_stage(&self, k: usize, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {

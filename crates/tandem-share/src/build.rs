@@ -12,11 +12,31 @@
 //! kind = "cross_stitch"                # one column per task, mixed by learnable α
 //! stages = ["conv1", "conv2", "conv3", "conv4", "fc"]   # [every stage]
 //! self_weight = 0.9                    #   [0.9]: α_ii; the rest share 1 − self_weight
+//! kind = "mtan"                        # shared trunk, per-task attention at every stage
+//! kind = "mmoe"                        # experts mixed per task by a softmax gate
+//! experts = 3                          #   [3]
+//! kind = "cgc"                         # shared experts and each task's own, gated per task
+//! experts = 1                          #   [1] shared experts
+//! task_experts = 1                     #   [1] experts of each task's own
+//! kind = "ple"                         # CGC at every stage (same keys as cgc)
+//! kind = "dselect_k"                   # each task selects k experts, differentiably
+//! experts = 4                          #   [4]
+//! k = 2                                #   [2], 1 ≤ k ≤ experts
+//! gamma = 1.0                          #   [1.0] smooth-step width
+//! entropy = 1e-3                       #   [1e-3] weight of the selectors' entropy
+//! kind = "ltb"                         # learning to branch: a searched tree over the stages
+//! search_epochs = 10                   #   [half the run's epochs]
+//! temperature = 1.0                    #   [1.0] Gumbel-softmax τ
 //! ```
+//!
+//! Every architecture builds its trunks (columns, experts) from the configured trunk, TCDCN
+//! or MLP; the stage-wise ones (soft sharing, cross-stitch units, MTAN, PLE, LTB) work on the
+//! trunk's stages, the MLP's hidden layers being its stages.
 use crate::stages::TCDCN_STAGES;
 use crate::{
-    CrossStitch, CrossStitchConfig, HardSharing, Independent, MultiTaskNet, Result, SoftConfig,
-    SoftSharing, TieMode,
+    Cgc, CgcConfig, CrossStitch, CrossStitchConfig, DselectK, DselectKConfig, HardSharing,
+    Independent, Ltb, LtbConfig, Mmoe, MmoeConfig, Mtan, MtanConfig, MultiTaskNet, Ple, Result,
+    ShareError, SoftConfig, SoftSharing, TieMode,
 };
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
@@ -37,6 +57,18 @@ pub enum SharingConfig {
     Soft(SoftConfig),
     /// One column per task mixed by cross-stitch units ([`CrossStitch`]).
     CrossStitch(CrossStitchConfig),
+    /// A shared trunk with per-task attention modules ([`Mtan`]).
+    Mtan(MtanConfig),
+    /// Experts mixed per task by softmax gates ([`Mmoe`]).
+    Mmoe(MmoeConfig),
+    /// Shared and task-specific experts, gated per task ([`Cgc`]).
+    Cgc(CgcConfig),
+    /// CGC at every stage ([`Ple`]).
+    Ple(CgcConfig),
+    /// Experts selected `k` at a time per task ([`DselectK`]).
+    DselectK(DselectKConfig),
+    /// A branching tree searched over the stages ([`Ltb`]).
+    Ltb(LtbConfig),
 }
 
 /// The serde form of [`SharingConfig`]. serde ignores extra fields next to the tag of a unit
@@ -48,6 +80,12 @@ enum Repr {
     Hard {},
     Soft(SoftConfig),
     CrossStitch(CrossStitchConfig),
+    Mtan(MtanConfig),
+    Mmoe(MmoeConfig),
+    Cgc(CgcConfig),
+    Ple(CgcConfig),
+    DselectK(DselectKConfig),
+    Ltb(LtbConfig),
 }
 
 impl From<Repr> for SharingConfig {
@@ -57,6 +95,12 @@ impl From<Repr> for SharingConfig {
             Repr::Hard {} => Self::Hard,
             Repr::Soft(c) => Self::Soft(c),
             Repr::CrossStitch(c) => Self::CrossStitch(c),
+            Repr::Mtan(c) => Self::Mtan(c),
+            Repr::Mmoe(c) => Self::Mmoe(c),
+            Repr::Cgc(c) => Self::Cgc(c),
+            Repr::Ple(c) => Self::Ple(c),
+            Repr::DselectK(c) => Self::DselectK(c),
+            Repr::Ltb(c) => Self::Ltb(c),
         }
     }
 }
@@ -68,13 +112,21 @@ impl From<SharingConfig> for Repr {
             SharingConfig::Hard => Self::Hard {},
             SharingConfig::Soft(c) => Self::Soft(c),
             SharingConfig::CrossStitch(c) => Self::CrossStitch(c),
+            SharingConfig::Mtan(c) => Self::Mtan(c),
+            SharingConfig::Mmoe(c) => Self::Mmoe(c),
+            SharingConfig::Cgc(c) => Self::Cgc(c),
+            SharingConfig::Ple(c) => Self::Ple(c),
+            SharingConfig::DselectK(c) => Self::DselectK(c),
+            SharingConfig::Ltb(c) => Self::Ltb(c),
         }
     }
 }
 
 impl SharingConfig {
-    /// Builds the network with trunks (or columns) of the `trunk` configuration, parameters
-    /// under `vb` (`trunk.*` or `columns.<task>.*`, `stitch.<stage>`, and `heads.<task>.*`).
+    /// Builds the network with trunks (or columns, or experts) of the `trunk` configuration,
+    /// parameters under `vb` (`trunk.*`, `columns.<task>.*` or `experts.*`, the architecture's
+    /// own — `stitch.<stage>`, `attention.*`, `gates.*`, `branch.<stage>` — and
+    /// `heads.<task>.*`).
     ///
     /// The default stage lists of soft sharing and cross-stitch units name the TCDCN trunk's
     /// stages; on a trunk without those stages (the MLP's `fc1`, `fc2`, …) a default list
@@ -96,6 +148,17 @@ impl SharingConfig {
             )?),
             Self::Soft(config) => Box::new(SoftSharing::new(config, tasks, vb, column)?),
             Self::CrossStitch(config) => Box::new(CrossStitch::new(config, tasks, vb, column)?),
+            Self::Mtan(config) => Box::new(Mtan::new(
+                config,
+                Trunk::new(trunk, vb.pp("trunk"))?,
+                tasks,
+                vb,
+            )?),
+            Self::Mmoe(config) => Box::new(Mmoe::new(config, tasks, vb, column)?),
+            Self::Cgc(config) => Box::new(Cgc::new(config, tasks, vb, column)?),
+            Self::Ple(config) => Box::new(Ple::new(config, tasks, vb, column)?),
+            Self::DselectK(config) => Box::new(DselectK::new(config, tasks, vb, column)?),
+            Self::Ltb(config) => Box::new(Ltb::new(config, tasks, vb, trunk.mask_seed(), column)?),
         })
     }
 
@@ -126,16 +189,38 @@ impl SharingConfig {
 
     /// Checks what the strategy says about tasks against the model's task names (the column
     /// groups of a cross-stitch network: each names known tasks, none twice, none empty).
+    ///
+    /// Also checks the architectures' own values (`experts ≥ 1`, `1 ≤ k ≤ experts`, …); a
+    /// [`ShareError::Key`] names the key.
     pub fn validate(&self, tasks: &[&str]) -> Result<()> {
         match self {
-            Self::CrossStitch(c) => crate::columns::group_of_tasks(&c.groups, tasks).map(|_| ()),
+            Self::CrossStitch(c) => crate::columns::group_of_tasks(&c.groups, tasks)
+                .map(|_| ())
+                .map_err(|e| match e {
+                    ShareError::Config(m) => ShareError::key("groups", m),
+                    e => e,
+                }),
+            Self::Mmoe(c) => c.validate(),
+            Self::Cgc(c) | Self::Ple(c) => {
+                c.validate()?;
+                if tasks.contains(&"shared") {
+                    return Err(ShareError::Config(format!(
+                        "{}: a task named \"shared\" would share the names of the shared experts \
+                         (experts.shared.*); rename the task",
+                        self.key()
+                    )));
+                }
+                Ok(())
+            }
+            Self::DselectK(c) => c.validate(),
+            Self::Ltb(c) => c.validate(),
             _ => Ok(()),
         }
     }
 
     /// The strategy's key: `independent`, `hard`, `soft_parameters` / `soft_activations`
     /// (soft sharing whose ties all use one mode; `soft` when they mix modes or there are
-    /// none), `cross_stitch`.
+    /// none), `cross_stitch`, `mtan`, `mmoe`, `cgc`, `ple`, `dselect_k`, `ltb`.
     pub fn key(&self) -> &'static str {
         match self {
             Self::Independent => "independent",
@@ -146,6 +231,12 @@ impl SharingConfig {
                 None => "soft",
             },
             Self::CrossStitch(_) => "cross_stitch",
+            Self::Mtan(_) => "mtan",
+            Self::Mmoe(_) => "mmoe",
+            Self::Cgc(_) => "cgc",
+            Self::Ple(_) => "ple",
+            Self::DselectK(_) => "dselect_k",
+            Self::Ltb(_) => "ltb",
         }
     }
 }

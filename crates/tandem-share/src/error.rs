@@ -12,6 +12,24 @@ pub enum ShareError {
     /// A configuration that cannot build a network.
     #[error("invalid config: {0}")]
     Config(String),
+    /// A value of the sharing configuration out of its range, by key (`experts`, `k`, …).
+    #[error("{key}: {reason}")]
+    Key {
+        /// The key inside the sharing table, e.g. `experts`.
+        key: String,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+}
+
+impl ShareError {
+    /// A [`ShareError::Key`] for `key`.
+    pub fn key(key: &str, reason: impl Into<String>) -> Self {
+        Self::Key {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// Result alias of `tandem-share`.

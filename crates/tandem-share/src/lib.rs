@@ -9,6 +9,15 @@
 //!   parameters or activations (Duong et al. 2015).
 //! - [`CrossStitch`]: one column per task, mixed after chosen stages by learnable `T×T`
 //!   matrices (Misra et al. 2016).
+//! - [`Mtan`]: a shared trunk with per-task attention modules at every stage (Liu et al.
+//!   2019).
+//! - [`Mmoe`]: experts mixed per task by softmax gates over the input (Ma et al. 2018).
+//! - [`Cgc`]: shared experts and each task's own, gated per task (Tang et al. 2020).
+//! - [`Ple`]: CGC at every stage, with shared gates between levels (Tang et al. 2020).
+//! - [`DselectK`]: each task selects `k` experts with differentiable binary-coded gates
+//!   (Hazimeh et al. 2021).
+//! - [`Ltb`]: a branching tree over the stages searched with Gumbel-softmax (Guo et al.
+//!   2020).
 //!
 //! [`SharingConfig`] names any of them in a serde configuration and builds it.
 //!
@@ -16,8 +25,13 @@
 //! trainer adds to the objective) and names its parameter groups ([`ParamGroups`]) by
 //! `VarBuilder` path prefix, so the trainer, weightings and stoppers work the same for all.
 //!
-//! Checkpoint names are a format: `trunk.*` (hard sharing), `columns.<task>.*` (one column per
-//! task), `stitch.<stage>` (a cross-stitch unit's `α`), `heads.<task>.*`.
+//! Checkpoint names are a format: `trunk.*` (hard sharing, MTAN), `columns.<task>.*` (one
+//! column per task), `stitch.<stage>` (a cross-stitch unit's `α`), `experts.*` and `gates.*`
+//! (the mixtures of experts), `attention.<task>.<stage>.*` (MTAN), `branch.<stage>` (LTB's
+//! logits), `heads.<task>.*`.
+//!
+//! The gated architectures expose their gates ([`MultiTaskNet::gates`]) so a run can report
+//! which experts each task uses.
 //!
 //! ```
 //! use candle_core::{DType, Device, Tensor};
@@ -41,21 +55,34 @@
 #![warn(missing_docs)]
 
 mod build;
+mod cgc;
 mod columns;
 mod cross_stitch;
+mod dselect_k;
 mod error;
+mod experts;
 mod hard;
 mod independent;
+mod ltb;
+mod mmoe;
+mod mtan;
 mod net;
+mod ple;
 mod soft;
 mod stages;
 
 pub use build::SharingConfig;
+pub use cgc::{Cgc, CgcConfig};
 pub use cross_stitch::{CrossStitch, CrossStitchConfig};
+pub use dselect_k::{smooth_step, DselectK, DselectKConfig};
 pub use error::{Result, ShareError};
 pub use hard::HardSharing;
 pub use independent::Independent;
+pub use ltb::{Ltb, LtbConfig};
+pub use mmoe::{Mmoe, MmoeConfig};
+pub use mtan::{Mtan, MtanConfig};
 pub use net::{MultiTaskNet, NetOutput, ParamGroups, SplitOutput};
+pub use ple::Ple;
 pub use soft::{SoftConfig, SoftSharing, TieMode};
 
 /// The README's examples, compiled and run as doctests.

@@ -64,6 +64,19 @@ pub trait MultiTaskNet: Send + Sync {
         false
     }
 
+    /// The gate weights of a gated architecture (MMoE, CGC, PLE, DSelect-k) for `input`, in
+    /// evaluation mode: per task, one `[B, E_l]` tensor per gating level (one level except
+    /// PLE's), each row a distribution over the `E_l` experts that level's gate mixes. `None`
+    /// for architectures without gates.
+    fn gates(&self, _input: &Tensor) -> Result<Option<TaskMap<Vec<Tensor>>>> {
+        Ok(None)
+    }
+
+    /// Called by the trainer before epoch `epoch` (0-based) of a run of `epochs` epochs, on a
+    /// fresh start and on a resume alike. Architectures whose training has phases (Learning to
+    /// Branch: search, then a fixed tree) switch here; the default does nothing.
+    fn begin_epoch(&self, _epoch: usize, _epochs: usize) {}
+
     /// Task names, in output order.
     fn task_names(&self) -> Vec<String> {
         self.param_groups().tasks.keys().map(String::from).collect()

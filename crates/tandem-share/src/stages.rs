@@ -1,9 +1,11 @@
-//! Stage names in configurations: the TCDCN defaults, and names resolved to stage indices.
+//! Stage names in configurations resolved to stage indices. The stage lists themselves live
+//! with the trunks in `tandem-layers` ([`Tcdcn::STAGES`](tandem_layers::Tcdcn::STAGES),
+//! [`TrunkConfig::stage_names`](tandem_layers::TrunkConfig::stage_names)).
 use crate::{Result, ShareError};
-use tandem_layers::Backbone;
+use tandem_layers::{Backbone, Tcdcn};
 
 /// The stage names of the TCDCN trunk, the default tied (and stitched) stages.
-pub(crate) const TCDCN_STAGES: [&str; 5] = ["conv1", "conv2", "conv3", "conv4", "fc"];
+pub(crate) const TCDCN_STAGES: [&str; 5] = Tcdcn::STAGES;
 
 /// The stage indices of `names` in `backbone`, or a configuration error listing the stages.
 pub(crate) fn stage_indices<'a>(

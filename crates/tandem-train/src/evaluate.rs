@@ -61,6 +61,72 @@ pub fn evaluate(
     })
 }
 
+/// Per task, per gating level, the weight of each expert averaged over the samples.
+pub type GateMeans = TaskMap<Vec<Vec<f64>>>;
+
+/// The gate weights of a gated network ([`MultiTaskNet::gates`]: MMoE, CGC, PLE, DSelect-k)
+/// averaged over every sample of `data` in evaluation mode, summed batch by batch in order;
+/// `None` for a network without gates or an empty data set.
+pub fn gate_means(
+    net: &dyn MultiTaskNet,
+    data: &dyn Dataset,
+    batcher: &Batcher,
+    device: &Device,
+) -> Result<Option<GateMeans>> {
+    let mut sums: Option<GateMeans> = None;
+    let mut count = 0usize;
+    for batch in batcher.iter(data, 0, device) {
+        let batch = batch?;
+        let Some(gates) = net.gates(&batch.input)? else {
+            return Ok(None);
+        };
+        count += batch.input.dim(0)?;
+        let batch_sums = gates.try_map(|_, levels| {
+            levels
+                .iter()
+                .map(|g| {
+                    let s = g.to_dtype(DType::F64)?.sum(0)?.to_vec1::<f64>()?;
+                    Ok::<_, candle_core::Error>(s)
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()
+        })?;
+        sums = Some(match sums {
+            None => batch_sums,
+            Some(acc) => acc.map(|t, levels| {
+                let add = batch_sums.get(t);
+                levels
+                    .iter()
+                    .enumerate()
+                    .map(|(l, row)| {
+                        row.iter()
+                            .enumerate()
+                            .map(|(e, v)| {
+                                v + add
+                                    .and_then(|a| a.get(l))
+                                    .and_then(|r| r.get(e))
+                                    .copied()
+                                    .unwrap_or(0.0)
+                            })
+                            .collect()
+                    })
+                    .collect()
+            }),
+        });
+    }
+    if count == 0 {
+        return Ok(None);
+    }
+    let n = count as f64;
+    Ok(sums.map(|s| {
+        s.map(|_, levels| {
+            levels
+                .iter()
+                .map(|r| r.iter().map(|v| v / n).collect())
+                .collect()
+        })
+    }))
+}
+
 /// [`evaluate`] with the samples split over the ranks of `collective` (see the module docs);
 /// every rank gets the same [`Evaluation`]. With one rank it is [`evaluate`].
 pub fn evaluate_sharded(

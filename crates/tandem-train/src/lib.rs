@@ -71,7 +71,7 @@ mod trainer;
 pub use checkpoint::{BestEpoch, CheckpointConfig, TrainerState};
 pub use config::{NonFinitePolicy, TrainConfig};
 pub use error::{Result, TrainError};
-pub use evaluate::{evaluate, evaluate_sharded, Evaluation};
+pub use evaluate::{evaluate, evaluate_sharded, gate_means, Evaluation, GateMeans};
 pub use history::{improves, EpochRecord, History, Report};
 pub use losses::{batch_losses, BatchLoss};
 pub use run_state::RunState;

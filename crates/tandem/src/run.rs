@@ -135,6 +135,13 @@ pub struct RunOutput {
     pub vars: VarMap,
     /// Where the training time went.
     pub timing: FitTiming,
+    /// The network's trainable parameters (every variable but the buffers and the weighting's
+    /// own, e.g. uncertainty weighting's `log σ²`), counted in values.
+    pub parameters: usize,
+    /// For a gated architecture (MMoE, CGC, PLE, DSelect-k): per task, per gating level, each
+    /// expert's mean weight over the validation set, for the selected model; `None` otherwise
+    /// (and on ranks other than 0).
+    pub gates: Option<tandem_train::GateMeans>,
 }
 
 /// A callback run after every optimizer step, shared so that [`RunOptions`] stays `Clone`.
@@ -306,14 +313,35 @@ pub fn train_with(
         let eval = evaluate(net.as_ref(), &tasks, set.data.as_ref(), &batcher, device)?;
         evals.push((set.name.clone(), eval.metrics));
     }
+    let gates = match rank {
+        0 => tandem_train::gate_means(
+            net.as_ref(),
+            data.val.as_ref(),
+            &Batcher::eval(cfg.train.eval_batch_size),
+            device,
+        )?,
+        _ => None,
+    };
     timing.eval_seconds += t_test.elapsed().as_secs_f64();
     Ok(RunOutput {
         report,
         test,
         evals,
+        parameters: count_parameters(&vars),
         vars,
         timing,
+        gates,
     })
+}
+
+/// The number of trainable values of a model's variables: every variable but the buffers
+/// (batch-norm running statistics) and the weighting's own (`weighting.*`).
+pub fn count_parameters(vars: &VarMap) -> usize {
+    tandem_tensor::parameter_vars(vars)
+        .iter()
+        .filter(|(n, _)| !n.starts_with("weighting."))
+        .map(|(_, v)| v.elem_count())
+        .sum()
 }
 
 /// `cfg` with what the data decides filled in: an MLP trunk's `in_features = 0` becomes the

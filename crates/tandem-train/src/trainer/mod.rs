@@ -336,6 +336,8 @@ impl Trainer {
             stoppers,
         };
         while run.epoch < self.config.epochs {
+            // architectures with phases (Learning to Branch) switch by epoch, resumes included
+            net.begin_epoch(run.epoch, self.config.epochs);
             self.train_epoch(&mut fit, &mut run)?;
             self.end_epoch(&mut fit, &mut run)?;
         }

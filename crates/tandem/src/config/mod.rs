@@ -200,9 +200,12 @@ impl RunConfig {
         self.validate_tasks()?;
         let names = self.task_names();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        self.sharing
-            .validate(&names)
-            .map_err(|e| Error::config("sharing.groups", e.to_string()))?;
+        self.sharing.validate(&names).map_err(|e| match e {
+            tandem_share::ShareError::Key { key, reason } => {
+                Error::config(&format!("sharing.{key}"), reason)
+            }
+            e => Error::config("sharing", e.to_string()),
+        })?;
         self.weighting
             .validate(&self.task_set())
             .map_err(|e| Error::config("weighting", e.to_string()))?;
