@@ -54,12 +54,18 @@ pub struct BenchArgs {
     /// `regulariser_<option>_ratio`, relative to the trunk without one).
     #[arg(long, conflicts_with = "weightings")]
     pub regularisers: bool,
+    /// Time the training step of every sharing architecture instead (5 tasks, `equal`
+    /// weighting, batch 64; JSON keys `sharing_<kind>_step_ms`, `sharing_<kind>_ratio`,
+    /// relative to `hard`, and `sharing_<kind>_parameters`).
+    #[arg(long, conflicts_with_all = ["weightings", "regularisers"])]
+    pub sharing: bool,
     /// Time the training step data-parallel over this many MPI ranks of one thread against one
     /// process of one thread, at batch 64 and 256 (needs an xtask built with the `mpi`
     /// feature and `mpirun`; see docs/performance.md).
-    #[arg(long, value_name = "R", conflicts_with_all = ["weightings", "regularisers"])]
+    #[arg(long, value_name = "R", conflicts_with_all = ["weightings", "regularisers", "sharing"])]
     pub mpi: Option<usize>,
-    /// Optimizer steps per timed run with `--weightings`, `--regularisers` or `--mpi`.
+    /// Optimizer steps per timed run with `--weightings`, `--regularisers`, `--sharing` or
+    /// `--mpi`.
     #[arg(long, default_value_t = 8)]
     pub steps: usize,
     /// Give PyTorch the same glibc malloc settings tandem applies to itself (mmap threshold
@@ -204,10 +210,12 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             args.json.as_deref(),
         );
     }
-    if args.weightings || args.regularisers {
+    if args.weightings || args.regularisers || args.sharing {
         let (steps, rounds) = (args.steps.max(1), args.rounds.max(1));
         let report = if args.weightings {
             crate::bench_weighting::run(steps, rounds)?
+        } else if args.sharing {
+            crate::bench_weighting::run_sharing(steps, rounds)?
         } else {
             crate::bench_weighting::run_regularisers(steps, rounds)?
         };

@@ -10,6 +10,10 @@
 //!
 //! `cargo xtask bench --regularisers` times the same step with `equal` weighting for every
 //! regulariser option of the trunk ([`REGULARISERS`]), relative to the trunk without one.
+//!
+//! `cargo xtask bench --sharing` times it with `equal` weighting for every sharing
+//! architecture at its defaults ([`SHARING`]), relative to hard sharing, and reports each
+//! network's trainable parameters.
 use anyhow::{Context, Result};
 use candle_core::Device;
 use serde_json::{json, Map, Value};
@@ -36,10 +40,28 @@ pub const REGULARISERS: [(&str, &str); 13] = [
     ("glorot_uniform", "init = \"glorot_uniform\""),
 ];
 
+/// The sharing architectures `--sharing` times, at their defaults.
+pub const SHARING: [&str; 10] = [
+    "hard",
+    "independent",
+    "soft",
+    "cross_stitch",
+    "mtan",
+    "mmoe",
+    "cgc",
+    "ple",
+    "dselect_k",
+    "ltb",
+];
+
 fn config(weighting: &str, model: &str, steps: usize) -> Result<RunConfig> {
+    config_shared("hard", weighting, model, steps)
+}
+
+fn config_shared(sharing: &str, weighting: &str, model: &str, steps: usize) -> Result<RunConfig> {
     let text = format!(
         r#"tasks = ["landmarks", "gender", "smile", "glasses", "pose"]
-sharing = {{ kind = "hard" }}
+sharing = {{ kind = "{sharing}" }}
 stopper = {{ kind = "off" }}
 weighting = {weighting}
 [model]
@@ -59,22 +81,51 @@ val_size = 64
 
 /// Median milliseconds per optimizer step of one method with the `[model]` lines `model`.
 fn time_with(weighting: &str, model: &str, steps: usize, rounds: usize) -> Result<f64> {
-    let cfg = config(weighting, model, steps)?;
-    let data = tandem::run::RunData::synthetic(&cfg, 7).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(time_cfg(&config(weighting, model, steps)?, steps, rounds)?.0)
+}
+
+/// Median milliseconds per optimizer step of `cfg`, and the network's parameters.
+fn time_cfg(cfg: &RunConfig, steps: usize, rounds: usize) -> Result<(f64, usize)> {
+    let what = format!("{} sharing", cfg.sharing.key());
+    let data = tandem::run::RunData::synthetic(cfg, 7).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut v = Vec::new();
+    let mut parameters = 0;
     for _ in 0..rounds {
         let out = tandem::run::train_with(
-            &cfg,
+            cfg,
             &data,
             &Device::Cpu,
             &tandem::run::RunOptions::default(),
             |_| {},
         )
-        .with_context(|| format!("training with {weighting}"))?;
+        .with_context(|| format!("training with {what}"))?;
         v.push(out.timing.step_seconds * 1000.0 / steps as f64);
+        parameters = out.parameters;
     }
     v.sort_by(f64::total_cmp);
-    Ok(v[v.len() / 2])
+    Ok((v[v.len() / 2], parameters))
+}
+
+/// Times every sharing architecture; prints a table and returns
+/// `{"sharing_<kind>_step_ms": .., "sharing_<kind>_ratio": .., "sharing_<kind>_parameters": ..}`.
+pub fn run_sharing(steps: usize, rounds: usize) -> Result<Map<String, Value>> {
+    let equal = r#"{ kind = "equal" }"#;
+    time(equal, steps, 1)?; // warm-up
+    let mut out = Map::new();
+    let mut hard = None;
+    println!(
+        "\n{:<22} {:>12} {:>10} {:>8}",
+        "sharing (T=5, B=64)", "parameters", "ms/step", "× hard"
+    );
+    for kind in SHARING {
+        let (ms, params) = time_cfg(&config_shared(kind, equal, "", steps)?, steps, rounds)?;
+        let base = *hard.get_or_insert(ms);
+        println!("{kind:<22} {params:>12} {ms:>10.1} {:>8.2}", ms / base);
+        out.insert(format!("sharing_{kind}_step_ms"), json!(ms));
+        out.insert(format!("sharing_{kind}_ratio"), json!(ms / base));
+        out.insert(format!("sharing_{kind}_parameters"), json!(params));
+    }
+    Ok(out)
 }
 
 fn time(weighting: &str, steps: usize, rounds: usize) -> Result<f64> {

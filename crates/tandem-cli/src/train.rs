@@ -6,7 +6,10 @@
 //!                          config, as JSON)
 //! OUT/history.json         per-epoch losses, metrics, task weights
 //! OUT/metrics.json         best validation epoch and its metrics (and MTFL test metrics of
-//!                          that epoch)
+//!                          that epoch), the sharing kind, the network's trainable
+//!                          `parameters` and, for a gated architecture, `gates`: per task the
+//!                          mean weight of each expert over the validation set (a list per
+//!                          level for PLE)
 //! OUT/loss.svg             training and validation loss per task
 //! OUT/metrics.svg          validation metric per task
 //! OUT/weights.svg          the weight each task's loss received

@@ -198,3 +198,62 @@ fn help_and_errors_are_what_a_shell_expects() {
     assert_eq!(cfg.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&cfg.stderr).contains("epochs"));
 }
+
+/// `metrics.json` counts the trainable parameters (hand-derived for hard sharing on TCDCN)
+/// and holds a gated architecture's mean gate weights, per level for PLE; `eval` rebuilds a
+/// gated network from its checkpoint.
+#[test]
+fn parameters_and_gates_in_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let json = |run: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(run).join("metrics.json")).unwrap())
+            .unwrap()
+    };
+    let small = TINY
+        .replace("epochs = 2", "epochs = 1")
+        .replace("train_size = 128", "train_size = 64");
+    std::fs::write(dir.join("hard.toml"), &small).unwrap();
+    let log = ok(dir, &["train", "--config", "hard.toml", "--out", "hard"]);
+    // TCDCN: conv 416 + 6,960 + 27,712 + 16,448, fc 25,700; heads 1,010 + 3 × 202 + 505
+    // (uncertainty weighting's own log σ² are not the network's)
+    assert_eq!(json("hard")["parameters"], 79_357);
+    assert!(log.contains("79357 trainable parameters"), "{log}");
+    assert!(json("hard").get("gates").is_none());
+
+    for (kind, levels) in [("mmoe", 0usize), ("ple", 5)] {
+        std::fs::write(
+            dir.join(format!("{kind}.toml")),
+            small.replace("kind = \"hard\"", &format!("kind = \"{kind}\"")),
+        )
+        .unwrap();
+        ok(
+            dir,
+            &["train", "--config", &format!("{kind}.toml"), "--out", kind],
+        );
+        let m = json(kind);
+        assert!(m["parameters"].as_u64().unwrap() > 79_357, "{kind}");
+        let gates = m["gates"].as_object().unwrap();
+        assert_eq!(gates.len(), 5, "{kind}");
+        for (task, g) in gates {
+            let rows: Vec<Vec<f64>> = if levels == 0 {
+                vec![serde_json::from_value(g.clone()).unwrap()]
+            } else {
+                serde_json::from_value(g.clone()).unwrap()
+            };
+            assert_eq!(rows.len(), levels.max(1), "{kind} {task}");
+            for row in rows {
+                assert!(row.iter().all(|w| *w >= 0.0));
+                assert!(
+                    (row.iter().sum::<f64>() - 1.0).abs() < 1e-4,
+                    "{kind} {task} {row:?}"
+                );
+            }
+        }
+        let table = ok(
+            dir,
+            &["eval", "--checkpoint", &format!("{kind}/checkpoint")],
+        );
+        assert!(table.contains("| landmarks |"), "{table}");
+    }
+}

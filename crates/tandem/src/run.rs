@@ -314,12 +314,14 @@ pub fn train_with(
         evals.push((set.name.clone(), eval.metrics));
     }
     let gates = match rank {
-        0 => tandem_train::gate_means(
-            net.as_ref(),
-            data.val.as_ref(),
-            &Batcher::eval(cfg.train.eval_batch_size),
-            device,
-        )?,
+        0 => {
+            // the validation samples as the trainer scored them (evaluation-mode transform)
+            let mut batcher = Batcher::eval(cfg.train.eval_batch_size);
+            if let Some(t) = &data.transform {
+                batcher = batcher.with_transform(t.clone());
+            }
+            tandem_train::gate_means(net.as_ref(), data.val.as_ref(), &batcher, device)?
+        }
         _ => None,
     };
     timing.eval_seconds += t_test.elapsed().as_secs_f64();

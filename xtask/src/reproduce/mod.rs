@@ -413,6 +413,7 @@ fn run_job(args: &Args, job: &Job, mtfl: Option<&Mtfl>) -> Result<Done> {
         report: out.report,
         test: out.test,
         evals: out.evals.into_iter().collect(),
+        parameters: Some(out.parameters),
     };
     if crate::ranks::quiet() {
         return Ok(Done { run, timing });

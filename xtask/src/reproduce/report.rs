@@ -23,6 +23,9 @@ pub struct SeedRun {
     /// Further evaluation sets of the selected model (real MTFL: `val_centred`, per folder).
     #[serde(default)]
     pub evals: BTreeMap<String, TaskMap<MetricValues>>,
+    /// The network's trainable parameters (results written before the count have none).
+    #[serde(default)]
+    pub parameters: Option<usize>,
 }
 
 impl SeedRun {
@@ -50,6 +53,9 @@ struct VariantResult {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     evals: BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>>,
     best_epoch: usize,
+    /// Trainable parameters of the network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<usize>,
     /// Validation minus training landmark loss at the best epoch (mean over seeds).
     #[serde(skip_serializing_if = "Option::is_none")]
     gap: Option<f64>,
@@ -133,6 +139,7 @@ impl Results {
             val_tasks,
             evals,
             best_epoch: first.report.best_epoch,
+            parameters: first.parameters,
             gap,
             seeds: runs.len(),
             history: first.report.history.clone(),
@@ -289,9 +296,11 @@ impl Results {
             "NME: mean landmark error normalised by the inter-ocular distance (%); failure: share \
              of faces with NME > 10 % (%); attribute columns: classification error (%); Δm: mean \
              relative improvement of every task's metric over the experiment's single-task \
-             baseline (positive is better), as in LibMTL; step time ×: seconds in optimizer \
-             steps relative to the `equal` variant (else the experiment's first), measured while \
-             the suite runs other variants beside it (`cargo xtask bench` gives clean figures).\n\n",
+             baseline (positive is better), as in LibMTL; parameters: the network's trainable \
+             values (shown where variants differ); step time ×: seconds in optimizer steps \
+             relative to the `equal` variant, else `hard`, else the experiment's first, measured \
+             while the suite runs other variants beside it (`cargo xtask bench` gives clean \
+             figures).\n\n",
         );
         if real {
             s.push_str(
@@ -345,8 +354,18 @@ impl Results {
             for t in &task_cols {
                 s.push_str(&format!(" {t} error % |"));
             }
-            s.push_str(" Δm % | gap | best epoch | step time × |\n|---|---|---|---|");
-            s.push_str(&"---|".repeat(task_cols.len() + 4 + 2 * usize::from(control.is_some())));
+            // A parameters column where the variants' networks differ in size.
+            let mut counts: Vec<usize> = r.variants.values().filter_map(|v| v.parameters).collect();
+            counts.dedup();
+            let params_col = counts.len() > 1;
+            s.push_str(" Δm % | gap | best epoch |");
+            if params_col {
+                s.push_str(" parameters |");
+            }
+            s.push_str(" step time × |\n|---|---|---|---|");
+            s.push_str(&"---|".repeat(
+                task_cols.len() + 4 + usize::from(params_col) + 2 * usize::from(control.is_some()),
+            ));
             s.push('\n');
             for v in &e.variants {
                 let Some(res) = r.variants.get(&v.key) else {
@@ -384,7 +403,12 @@ impl Results {
                     .unwrap_or("–".into());
                 let gap = res.gap.map(|g| format!("{g:.5}")).unwrap_or("–".into());
                 let step = self.relative_step_time(e, &v.key);
-                s.push_str(&format!(" {dm} | {gap} | {} | {step} |\n", res.best_epoch));
+                s.push_str(&format!(" {dm} | {gap} | {} |", res.best_epoch));
+                if params_col {
+                    let p = res.parameters.map(|p| p.to_string()).unwrap_or("–".into());
+                    s.push_str(&format!(" {p} |"));
+                }
+                s.push_str(&format!(" {step} |\n"));
             }
             if r.variants.values().any(|v| !v.evals.is_empty()) {
                 s.push_str(&eval_table(e, r, &task_cols));
@@ -402,8 +426,8 @@ impl Results {
         s
     }
 
-    /// The variant's optimizer-step seconds over those of `equal` (else of the first variant)
-    /// in the same experiment; `–` when either was not timed in this run.
+    /// The variant's optimizer-step seconds over those of `equal` (else of `hard`, else of the
+    /// first variant) in the same experiment; `–` when either was not timed in this run.
     fn relative_step_time(&self, e: &Experiment, key: &str) -> String {
         let secs = |k: &str| {
             self.step_seconds
@@ -415,6 +439,7 @@ impl Results {
             .variants
             .iter()
             .find(|v| v.key == "equal")
+            .or_else(|| e.variants.iter().find(|v| v.key == "hard"))
             .or(e.variants.first())
             .and_then(|v| secs(&v.key));
         match (secs(key), base) {
