@@ -23,8 +23,8 @@
 //!
 //! ## Cost
 //! `S + Σ_t E_t` backbones per step.
-use crate::experts::{at_least, mix, numel, Gate, Heads};
-use crate::mmoe::missing;
+use crate::experts::{at_least, expert_groups, mix, numel, per_task, Gate, Heads};
+use crate::mmoe::{missing, one_level};
 use crate::{MultiTaskNet, NetOutput, ParamGroups, Result, ShareError};
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
@@ -127,16 +127,9 @@ impl<B: Backbone> Cgc<B> {
     {
         let experts = ExpertSet::new(config, tasks, &vb, &mut build)?;
         let d_in = numel(&experts.first().input_shape());
-        let mut gates = TaskMap::new();
-        let mut gate_prefixes = TaskMap::new();
-        for task in tasks.iter() {
-            let gvb = vb.pp("gates").pp(task.name());
-            gate_prefixes.insert(task.name(), gvb.prefix());
-            gates.insert(
-                task.name(),
-                Gate::new(d_in, config.experts + config.task_experts, gvb)?,
-            );
-        }
+        let width = config.experts + config.task_experts;
+        let (gates, gate_prefixes) =
+            per_task(tasks, &vb.pp("gates"), |gvb| Gate::new(d_in, width, gvb))?;
         let heads = Heads::new(tasks, experts.first().out_dim(), vb.pp("heads"))?;
         Ok(Self {
             experts,
@@ -175,27 +168,20 @@ impl<B: Backbone> MultiTaskNet for Cgc<B> {
     }
 
     fn gates(&self, input: &Tensor) -> candle_core::Result<Option<TaskMap<Vec<Tensor>>>> {
-        Ok(Some(self.gates.try_map(|_, g| {
-            Ok::<_, candle_core::Error>(vec![g.weights(input)?])
-        })?))
+        one_level(&self.gates, input).map(Some)
     }
 
     fn param_groups(&self) -> ParamGroups {
-        let last = |e: &B| e.stage_prefixes(e.num_stages().saturating_sub(1));
-        ParamGroups {
-            shared: self.experts.shared.iter().map(Backbone::prefix).collect(),
-            last_shared: self.experts.shared.iter().flat_map(last).collect(),
-            tasks: self.heads.prefixes.map(|t, h| {
-                let mut own: Vec<String> = self
-                    .experts
-                    .own
-                    .get(t)
-                    .map(|v| v.iter().map(Backbone::prefix).collect())
-                    .unwrap_or_default();
-                own.extend(self.gate_prefixes.get(t).cloned());
-                own.push(h.clone());
-                own
-            }),
-        }
+        let own = |t: &str| {
+            let mut own: Vec<String> = self
+                .experts
+                .own
+                .get(t)
+                .map(|v| v.iter().map(Backbone::prefix).collect())
+                .unwrap_or_default();
+            own.extend(self.gate_prefixes.get(t).cloned());
+            own
+        };
+        expert_groups(self.experts.shared.iter(), own, &self.heads.prefixes)
     }
 }

@@ -32,7 +32,7 @@
 //! ## Parameter names and groups
 //! `experts.<e>.*`, `gates.<task>.z.{weight,bias}` (`[k·m, d]`, `[k·m]`),
 //! `gates.<task>.alpha.{weight,bias}` (`[k, d]`, `[k]`), `heads.<task>.*`; groups as MMoE's.
-use crate::experts::{at_least, mix, numel, Heads};
+use crate::experts::{at_least, expert_groups, mix, numel, per_task, Heads};
 use crate::mmoe::missing;
 use crate::{MultiTaskNet, NetOutput, ParamGroups, Result, ShareError};
 use candle_core::{Module, Tensor, D};
@@ -166,19 +166,12 @@ impl<B: Backbone> DselectK<B> {
             .collect::<std::result::Result<Vec<B>, E>>()?;
         let d_in = numel(&experts[0].input_shape());
         let (k, m) = (config.k, config.bits());
-        let mut gates = TaskMap::new();
-        let mut gate_prefixes = TaskMap::new();
-        for task in tasks.iter() {
-            let gvb = vb.pp("gates").pp(task.name());
-            gate_prefixes.insert(task.name(), gvb.prefix());
-            gates.insert(
-                task.name(),
-                KGate {
-                    z: tandem_tensor::torch_linear(d_in, k * m, gvb.pp("z"))?,
-                    alpha: tandem_tensor::torch_linear(d_in, k, gvb.pp("alpha"))?,
-                },
-            );
-        }
+        let (gates, gate_prefixes) = per_task(tasks, &vb.pp("gates"), |gvb| {
+            Ok(KGate {
+                z: tandem_tensor::torch_linear(d_in, k * m, gvb.pp("z"))?,
+                alpha: tandem_tensor::torch_linear(d_in, k, gvb.pp("alpha"))?,
+            })
+        })?;
         let n_codes = 1usize << m;
         let bits: Vec<f32> = (0..n_codes)
             .flat_map(|c| (0..m).map(move |j| ((c >> j) & 1) as f32))
@@ -283,18 +276,7 @@ impl<B: Backbone> MultiTaskNet for DselectK<B> {
     }
 
     fn param_groups(&self) -> ParamGroups {
-        ParamGroups {
-            shared: self.experts.iter().map(Backbone::prefix).collect(),
-            last_shared: self
-                .experts
-                .iter()
-                .flat_map(|e| e.stage_prefixes(e.num_stages().saturating_sub(1)))
-                .collect(),
-            tasks: self.heads.prefixes.map(|t, h| {
-                let mut own: Vec<String> = self.gate_prefixes.get(t).cloned().into_iter().collect();
-                own.push(h.clone());
-                own
-            }),
-        }
+        let own = |t: &str| self.gate_prefixes.get(t).cloned().into_iter().collect();
+        expert_groups(self.experts.iter(), own, &self.heads.prefixes)
     }
 }

@@ -9,10 +9,11 @@
 //! with `W [E, d]`, `b [E]` initialised as PyTorch's `nn.Linear` (uniform `±1/√d`).
 //! The mixture of expert outputs `f_e ∈ ℝ^{B×…}` is `Σ_e g_e(x) ⊙ f_e`, summed in expert
 //! order (a fixed order: the same bits on every run).
-use crate::{Result, ShareError};
+use crate::{ParamGroups, Result, ShareError};
 use candle_core::{Module, Tensor, D};
 use candle_nn::{Linear, VarBuilder};
 use tandem_heads::{Head, TaskSet};
+use tandem_layers::Backbone;
 use tandem_tensor::TaskMap;
 
 /// A softmax gate over `E` experts from a flattened input of `d` values.
@@ -88,6 +89,46 @@ impl Heads {
             ));
         }
         Ok(Self { heads, prefixes })
+    }
+}
+
+/// One gate per task under `vb.pp(task)`, built by `make`, and their prefixes.
+pub(crate) fn per_task<G>(
+    tasks: &TaskSet,
+    vb: &VarBuilder,
+    mut make: impl FnMut(VarBuilder) -> Result<G>,
+) -> Result<(TaskMap<G>, TaskMap<String>)> {
+    let mut gates = TaskMap::new();
+    let mut prefixes = TaskMap::new();
+    for task in tasks.iter() {
+        let gvb = vb.pp(task.name());
+        prefixes.insert(task.name(), gvb.prefix());
+        gates.insert(task.name(), make(gvb)?);
+    }
+    Ok((gates, prefixes))
+}
+
+/// Every backbone of `experts` whole (`shared`) and its last stage (`last_shared`); task `t`
+/// owns `own[t]` and its head.
+pub(crate) fn expert_groups<'a, B: Backbone + 'a>(
+    experts: impl Iterator<Item = &'a B>,
+    own: impl Fn(&str) -> Vec<String>,
+    heads: &TaskMap<String>,
+) -> ParamGroups {
+    let mut shared = Vec::new();
+    let mut last_shared = Vec::new();
+    for e in experts {
+        shared.push(e.prefix());
+        last_shared.extend(e.stage_prefixes(e.num_stages().saturating_sub(1)));
+    }
+    ParamGroups {
+        shared,
+        last_shared,
+        tasks: heads.map(|t, h| {
+            let mut o = own(t);
+            o.push(h.clone());
+            o
+        }),
     }
 }
 

@@ -12,8 +12,8 @@
 //! `x^k_i = stage_k(col_i)(Σ_j π^k_ij x^{k−1}_j)`,  `π^k_i = softmax((β^k_i + g^k_i)/τ)`,
 //!
 //! `g = −log(−log u)`, `u ~ U(0, 1)` drawn per step from a ChaCha8 RNG seeded by the run's
-//! seed, the stage's name and the batch's contents (the same bits on every run and on a
-//! resume, as the dropout masks). Every column and `β` learn.
+//! seed, the stage's name and the batch's contents (hashed once per step): the same bits on
+//! every run and on a resume, as the dropout masks. Every column and `β` learn.
 //!
 //! **Fixed tree** (after the search, and in evaluation): node `i` of stage `k` reads
 //! `x^{k−1}_{p_k(i)}`, `p_k(i) = argmax_j β^k_ij` (the lowest `j` on a tie); only the nodes on
@@ -31,6 +31,7 @@
 //! the last, and every `β`: `shared` (`last_shared`: the stage before the last of every
 //! column); node `t` of the last stage and head `t` are `tasks[t]`.
 use crate::columns::Columns;
+use crate::experts::mix;
 use crate::{MultiTaskNet, NetOutput, ParamGroups, Result, ShareError};
 use candle_core::{Tensor, D};
 use candle_nn::VarBuilder;
@@ -163,13 +164,12 @@ impl<B: Backbone> Ltb<B> {
             .collect()
     }
 
-    /// Gumbel noise `[T, T]` for stage `k`'s logits, seeded by the run, the stage and `input`.
-    fn gumbel(&self, k: usize, input: &Tensor) -> candle_core::Result<Tensor> {
+    /// Gumbel noise `[T, T]` for stage `k`'s logits; `batch_seed` mixes the run's seed with
+    /// the batch's contents (hashed once per step), the stage's name is mixed in here.
+    fn gumbel(&self, k: usize, batch_seed: u64) -> candle_core::Result<Tensor> {
         let (logits, name) = &self.branch[k - 1];
-        let seed = tandem_layers::dropout::mask_seed(input, name, self.seed)?;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let n = logits.elem_count();
-        let g: Vec<f32> = (0..n)
+        let mut rng = ChaCha8Rng::seed_from_u64(tandem_tensor::hash_seed(batch_seed, name));
+        let g: Vec<f32> = (0..logits.elem_count())
             .map(|_| {
                 let u = (rng.next_u32() as f64 + 0.5) / 4_294_967_296.0;
                 -(-u.ln()).ln() as f32
@@ -180,28 +180,20 @@ impl<B: Backbone> Ltb<B> {
 
     fn forward_search(&self, input: &Tensor, train: bool) -> candle_core::Result<TaskMap<Tensor>> {
         let t = self.columns.len();
+        let b = input.dim(0)?;
+        let batch_seed = tandem_layers::dropout::mask_seed(input, "branch", self.seed)?;
         let mut xs: Vec<Tensor> = vec![input.clone(); t];
         for k in 0..self.branch.len() + 1 {
             if k > 0 {
                 let logits = &self.branch[k - 1].0;
-                let z = (logits + self.gumbel(k, input)?)?
+                let z = (logits + self.gumbel(k, batch_seed)?)?
                     .affine(1.0 / self.config.temperature, 0.0)?;
                 let pi = candle_nn::ops::softmax(&z, D::Minus1)?;
-                let mut next = Vec::with_capacity(t);
-                for i in 0..t {
-                    let row = pi.get(i)?;
-                    let mut acc: Option<Tensor> = None;
-                    for (j, x) in xs.iter().enumerate() {
-                        let w = row.get(j)?;
-                        let term = x.broadcast_mul(&w)?;
-                        acc = Some(match acc {
-                            None => term,
-                            Some(a) => (a + term)?,
-                        });
-                    }
-                    next.push(acc.ok_or_else(|| candle_core::Error::Msg("no node".into()))?);
-                }
-                xs = next;
+                let refs: Vec<&Tensor> = xs.iter().collect();
+                // node i reads Σ_j π_ij x_j: a mixture with the same weights for every sample
+                xs = (0..t)
+                    .map(|i| mix(&pi.get(i)?.unsqueeze(0)?.broadcast_as((b, t))?, &refs))
+                    .collect::<candle_core::Result<Vec<_>>>()?;
             }
             self.columns.forward_stage(k, &mut xs, train)?;
         }

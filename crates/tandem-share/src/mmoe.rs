@@ -20,7 +20,7 @@
 //!
 //! ## Cost
 //! `E` backbones per step: about `E` times hard sharing's compute and parameters.
-use crate::experts::{at_least, mix, numel, Gate, Heads};
+use crate::experts::{at_least, expert_groups, mix, numel, per_task, Gate, Heads};
 use crate::{MultiTaskNet, NetOutput, ParamGroups, Result, ShareError};
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
@@ -80,13 +80,9 @@ impl<B: Backbone> Mmoe<B> {
             .map(|e| build(vb.pp("experts").pp(e)))
             .collect::<std::result::Result<Vec<B>, E>>()?;
         let d_in = numel(&experts[0].input_shape());
-        let mut gates = TaskMap::new();
-        let mut gate_prefixes = TaskMap::new();
-        for task in tasks.iter() {
-            let gvb = vb.pp("gates").pp(task.name());
-            gate_prefixes.insert(task.name(), gvb.prefix());
-            gates.insert(task.name(), Gate::new(d_in, config.experts, gvb)?);
-        }
+        let (gates, gate_prefixes) = per_task(tasks, &vb.pp("gates"), |gvb| {
+            Gate::new(d_in, config.experts, gvb)
+        })?;
         let heads = Heads::new(tasks, experts[0].out_dim(), vb.pp("heads"))?;
         Ok(Self {
             experts,
@@ -121,26 +117,21 @@ impl<B: Backbone> MultiTaskNet for Mmoe<B> {
     }
 
     fn gates(&self, input: &Tensor) -> candle_core::Result<Option<TaskMap<Vec<Tensor>>>> {
-        Ok(Some(self.gates.try_map(|_, g| {
-            Ok::<_, candle_core::Error>(vec![g.weights(input)?])
-        })?))
+        one_level(&self.gates, input).map(Some)
     }
 
     fn param_groups(&self) -> ParamGroups {
-        ParamGroups {
-            shared: self.experts.iter().map(Backbone::prefix).collect(),
-            last_shared: self
-                .experts
-                .iter()
-                .flat_map(|e| e.stage_prefixes(e.num_stages().saturating_sub(1)))
-                .collect(),
-            tasks: self.heads.prefixes.map(|t, h| {
-                let mut own: Vec<String> = self.gate_prefixes.get(t).cloned().into_iter().collect();
-                own.push(h.clone());
-                own
-            }),
-        }
+        let own = |t: &str| self.gate_prefixes.get(t).cloned().into_iter().collect();
+        expert_groups(self.experts.iter(), own, &self.heads.prefixes)
     }
+}
+
+/// Each task's softmax gate for `input`, as one level.
+pub(crate) fn one_level(
+    gates: &TaskMap<Gate>,
+    input: &Tensor,
+) -> candle_core::Result<TaskMap<Vec<Tensor>>> {
+    gates.try_map(|_, g| Ok::<_, candle_core::Error>(vec![g.weights(input)?]))
 }
 
 pub(crate) fn missing(task: &str) -> candle_core::Error {

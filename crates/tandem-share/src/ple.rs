@@ -31,7 +31,7 @@
 //! ## Cost
 //! `S + Σ_t E_t` backbones per step, plus `T + 1` gates per level.
 use crate::cgc::{CgcConfig, ExpertSet};
-use crate::experts::{mix, numel, Gate, Heads};
+use crate::experts::{mix, numel, per_task, Gate, Heads};
 use crate::mmoe::missing;
 use crate::{MultiTaskNet, NetOutput, ParamGroups, Result, ShareError};
 use candle_core::Tensor;
@@ -84,16 +84,8 @@ impl<B: Backbone> Ple<B> {
             };
             let d = numel(&shape);
             let lvb = vb.pp("gates").pp(first.stage_name(k));
-            let mut gates = TaskMap::new();
-            let mut task_prefixes = TaskMap::new();
-            for task in tasks.iter() {
-                let gvb = lvb.pp(task.name());
-                task_prefixes.insert(task.name(), gvb.prefix());
-                gates.insert(
-                    task.name(),
-                    Gate::new(d, config.experts + config.task_experts, gvb)?,
-                );
-            }
+            let width = config.experts + config.task_experts;
+            let (gates, task_prefixes) = per_task(tasks, &lvb, |gvb| Gate::new(d, width, gvb))?;
             let shared = if k + 1 < n {
                 let gvb = lvb.pp("shared");
                 Some((Gate::new(d, all, gvb.clone())?, gvb.prefix()))
