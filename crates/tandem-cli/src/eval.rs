@@ -1,19 +1,22 @@
 //! `tandem eval`: per-task loss and metrics of a checkpoint.
 use crate::data::{self, by_task, Source};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::Device;
 use std::path::PathBuf;
 use tandem::data::Dataset;
 use tandem::run::RunData;
 use tandem::train::Evaluation;
-use tandem::Predictor;
 
 /// Arguments of `tandem eval`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Checkpoint folder written by `tandem train` (OUT/checkpoint).
-    #[arg(long, value_name = "DIR")]
-    checkpoint: PathBuf,
+    /// Checkpoint folder written by `tandem train` (OUT/checkpoint). Give it several times to
+    /// score a seed ensemble: the checkpoints' predictions are averaged (same tasks and input
+    /// size; the first one's configuration holds).
+    #[arg(long, value_name = "DIR", required = true)]
+    checkpoint: Vec<PathBuf>,
+    #[command(flatten)]
+    test_time: crate::predict::TestTimeArgs,
     /// An MTFL data folder. Its test faces (testing.txt) are scored when present, else every
     /// face of training.txt (centred on its landmarks, as validation faces are). A CSV table
     /// (for a table checkpoint): its test rows when its split column has some, else the
@@ -41,12 +44,7 @@ pub fn table(eval: &Evaluation) -> String {
 /// Runs `tandem eval`.
 pub fn run(args: Args) -> Result<()> {
     let device = Device::Cpu;
-    let predictor = Predictor::load(&args.checkpoint, &device).with_context(|| {
-        format!(
-            "cannot load the checkpoint {} (a folder with model.safetensors and meta.json)",
-            args.checkpoint.display()
-        )
-    })?;
+    let predictor = crate::predict::load(&args.checkpoint, &args.test_time, &device)?;
     let cfg = predictor.config().clone();
     let (what, eval) = match data::source(&cfg, args.data.as_deref())? {
         Source::Synth => {

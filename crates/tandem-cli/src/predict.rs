@@ -9,9 +9,13 @@ use tandem::{FaceBox, Prediction, Predictor};
 /// Arguments of `tandem predict`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Checkpoint folder written by `tandem train` (OUT/checkpoint).
-    #[arg(long, value_name = "DIR")]
-    checkpoint: PathBuf,
+    /// Checkpoint folder written by `tandem train` (OUT/checkpoint). Give it several times to
+    /// predict with a seed ensemble: the checkpoints' predictions are averaged (same tasks and
+    /// input size; the first one's configuration holds).
+    #[arg(long, value_name = "DIR", required = true)]
+    checkpoint: Vec<PathBuf>,
+    #[command(flatten)]
+    test_time: TestTimeArgs,
     /// Face images (JPEG or PNG). Each is taken as a face crop unless --box is given.
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<PathBuf>,
@@ -25,6 +29,37 @@ pub struct Args {
     /// Print one JSON object per image instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// Test-time options of `eval` and `predict`, over the checkpoint's `[test_time]`.
+#[derive(Debug, clap::Args)]
+pub struct TestTimeArgs {
+    /// Average each prediction with that of the mirrored face (default: the checkpoint's
+    /// `test_time.mirror`).
+    #[arg(long, overrides_with = "no_mirror")]
+    mirror: bool,
+    /// Do not mirror, whatever the checkpoint's configuration says.
+    #[arg(long, overrides_with = "mirror")]
+    no_mirror: bool,
+}
+
+/// Loads one checkpoint or an ensemble of several, with the test-time options of `args`.
+pub fn load(dirs: &[PathBuf], args: &TestTimeArgs, device: &Device) -> Result<Predictor> {
+    let predictor = Predictor::load_ensemble(dirs, device).with_context(|| {
+        format!(
+            "cannot load the checkpoint{} {} (a folder with model.safetensors and meta.json)",
+            if dirs.len() > 1 { "s" } else { "" },
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    Ok(match (args.mirror, args.no_mirror) {
+        (true, _) => predictor.with_mirror(true)?,
+        (_, true) => predictor.with_mirror(false)?,
+        _ => predictor,
+    })
 }
 
 fn parse_box(s: &str) -> std::result::Result<FaceBox, String> {
@@ -87,12 +122,7 @@ fn text(path: &Path, p: &Prediction) -> String {
 /// Runs `tandem predict`.
 pub fn run(args: Args) -> Result<()> {
     let device = Device::Cpu;
-    let predictor = Predictor::load(&args.checkpoint, &device).with_context(|| {
-        format!(
-            "cannot load the checkpoint {} (a folder with model.safetensors and meta.json)",
-            args.checkpoint.display()
-        )
-    })?;
+    let predictor = load(&args.checkpoint, &args.test_time, &device)?;
     let images = args
         .images
         .iter()

@@ -257,3 +257,65 @@ fn parameters_and_gates_in_metrics() {
         assert!(table.contains("| landmarks |"), "{table}");
     }
 }
+
+/// `eval` and `predict` take several checkpoints (a seed ensemble, predictions averaged) and
+/// `--mirror`; an ensemble of one model twice scores as the model; a mismatched ensemble is an
+/// error naming the checkpoint.
+#[test]
+fn ensembles_and_mirroring() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let small = TINY
+        .replace("epochs = 2", "epochs = 1")
+        .replace("train_size = 128", "train_size = 64");
+    std::fs::write(dir.join("a.toml"), &small).unwrap();
+    std::fs::write(dir.join("b.toml"), small.replace("seed = 3", "seed = 4")).unwrap();
+    std::fs::write(
+        dir.join("c.toml"),
+        small.replace(
+            r#"tasks = ["landmarks", "gender", "smile", "glasses", "pose"]"#,
+            r#"tasks = ["landmarks", "smile"]"#,
+        ),
+    )
+    .unwrap();
+    for run in ["a", "b", "c"] {
+        ok(dir, &["train", "--config", &format!("{run}.toml"), "--out", run]);
+    }
+    let nme = |args: &[&str]| -> f64 {
+        let mut all = vec!["eval", "--json"];
+        all.extend_from_slice(args);
+        let v: serde_json::Value = serde_json::from_str(&ok(dir, &all)).unwrap();
+        v["metrics"]["landmarks"]["nme"].as_f64().unwrap()
+    };
+    let a = nme(&["--checkpoint", "a/checkpoint"]);
+    let b = nme(&["--checkpoint", "b/checkpoint"]);
+    let aa = nme(&["--checkpoint", "a/checkpoint", "--checkpoint", "a/checkpoint"]);
+    let ab = nme(&["--checkpoint", "a/checkpoint", "--checkpoint", "b/checkpoint"]);
+    let mirrored = nme(&["--checkpoint", "a/checkpoint", "--mirror"]);
+    assert_eq!(a, aa);
+    assert!(ab != a && ab != b, "{a} {b} {ab}");
+    assert!(mirrored != a, "{a} {mirrored}");
+    assert_eq!(nme(&["--checkpoint", "a/checkpoint", "--mirror", "--no-mirror"]), a);
+
+    let bad = tandem(
+        dir,
+        &["eval", "--checkpoint", "a/checkpoint", "--checkpoint", "c/checkpoint"],
+    );
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("c/checkpoint") && err.contains("tasks"), "{err}");
+
+    // predict with an ensemble and mirroring gives five landmarks per face
+    ok(dir, &["synth", "--n", "2", "--out", "faces"]);
+    let ann = std::fs::read_to_string(dir.join("faces/training.txt")).unwrap();
+    let image = format!("faces/{}", ann.split_whitespace().next().unwrap());
+    let json = ok(
+        dir,
+        &[
+            "predict", "--checkpoint", "a/checkpoint", "--checkpoint", "b/checkpoint",
+            "--mirror", &image, "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["prediction"]["landmarks"].as_array().unwrap().len(), 5);
+}

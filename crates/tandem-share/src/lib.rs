@@ -21,6 +21,9 @@
 //!
 //! [`SharingConfig`] names any of them in a serde configuration and builds it.
 //!
+//! [`Averaged`] ([`ensemble`]) averages trained networks — a seed ensemble, mirrored inputs —
+//! behind the same trait, for evaluation and prediction.
+//!
 //! Every strategy returns a [`NetOutput`] (per-task predictions and an optional penalty the
 //! trainer adds to the objective) and names its parameter groups ([`ParamGroups`]) by
 //! `VarBuilder` path prefix, so the trainer, weightings and stoppers work the same for all.
@@ -59,6 +62,7 @@ mod cgc;
 mod columns;
 mod cross_stitch;
 mod dselect_k;
+pub mod ensemble;
 mod error;
 mod experts;
 mod hard;
@@ -75,6 +79,7 @@ pub use build::SharingConfig;
 pub use cgc::{Cgc, CgcConfig};
 pub use cross_stitch::{CrossStitch, CrossStitchConfig};
 pub use dselect_k::{smooth_step, DselectK, DselectKConfig};
+pub use ensemble::{Averaged, Mirror, OutputKind, TaskOutput};
 pub use error::{Result, ShareError};
 pub use hard::HardSharing;
 pub use independent::Independent;

@@ -48,9 +48,11 @@ pub mod config;
 mod error;
 pub mod predict;
 pub mod run;
+pub mod test_time;
 
 pub use config::{
     CropConfig, DataConfig, DataKind, RunConfig, TaskConfig, TaskKindConfig, TaskLoss,
+    TestTimeConfig,
 };
 pub use error::{Error, Result};
 pub use predict::{FaceBox, Prediction, Predictor};

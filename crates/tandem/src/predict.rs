@@ -145,12 +145,16 @@ mod as_object {
     }
 }
 
-/// A trained network rebuilt from a checkpoint folder.
+/// A trained network rebuilt from a checkpoint folder — or several (a seed ensemble, whose
+/// predictions are averaged), with the test-time options of the configuration
+/// ([`crate::TestTimeConfig`]: mirroring) unless [`Predictor::with_mirror`] overrides them.
 pub struct Predictor {
     config: RunConfig,
     tasks: TaskSet,
-    net: Box<dyn MultiTaskNet>,
-    vars: VarMap,
+    members: Vec<Arc<dyn MultiTaskNet>>,
+    net: Arc<dyn MultiTaskNet>,
+    mirror: bool,
+    vars: Vec<VarMap>,
     meta: CheckpointMeta,
     device: Device,
 }
@@ -160,6 +164,8 @@ impl std::fmt::Debug for Predictor {
         f.debug_struct("Predictor")
             .field("tasks", &self.tasks)
             .field("sharing", &self.config.sharing)
+            .field("members", &self.members.len())
+            .field("mirror", &self.mirror)
             .field("step", &self.meta.step)
             .field("epoch", &self.meta.epoch)
             .finish()
@@ -173,6 +179,63 @@ impl Predictor {
     /// [`RunConfig`], or when the tensors do not match the network that config builds.
     pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
         let dir = dir.as_ref();
+        Self::from_config(Self::read_config(dir)?, dir, device)
+    }
+
+    /// Loads several checkpoint folders as one model that averages their predictions (a seed
+    /// ensemble; [`tandem_share::ensemble`]): points and values are averaged, class
+    /// probabilities averaged. Every checkpoint must have the same tasks (names and kinds, in
+    /// order) and the same input; the first one's configuration (its test-time options
+    /// included) is the ensemble's.
+    pub fn load_ensemble(dirs: &[impl AsRef<Path>], device: &Device) -> Result<Self> {
+        let Some(first) = dirs.first() else {
+            return Err(Error::config("checkpoint", "no checkpoint folder given"));
+        };
+        let mut predictor = Self::load(first, device)?;
+        for dir in &dirs[1..] {
+            let dir = dir.as_ref();
+            let config = Self::read_config(dir)?;
+            let kinds = |c: &RunConfig| {
+                c.task_names()
+                    .into_iter()
+                    .map(|n| (c.task_kind(&n), n))
+                    .collect::<Vec<_>>()
+            };
+            if kinds(&config) != kinds(&predictor.config)
+                || config.task_set().iter().map(|t| t.out_dim()).collect::<Vec<_>>()
+                    != predictor.tasks.iter().map(|t| t.out_dim()).collect::<Vec<_>>()
+            {
+                return Err(Error::Config {
+                    key: format!("{}: meta.json config", dir.display()),
+                    reason: format!(
+                        "its tasks {:?} differ from those of {} ({:?}); an ensemble averages \
+                         models of the same tasks",
+                        config.task_names(),
+                        first.as_ref().display(),
+                        predictor.config.task_names()
+                    ),
+                });
+            }
+            if config.input_size() != predictor.config.input_size() {
+                return Err(Error::Config {
+                    key: format!("{}: meta.json config", dir.display()),
+                    reason: format!(
+                        "its input size {:?} differs from {:?} of {}",
+                        config.input_size(),
+                        predictor.config.input_size(),
+                        first.as_ref().display()
+                    ),
+                });
+            }
+            let (net, vars, _) = Self::build(&config, dir, device)?;
+            predictor.members.push(net);
+            predictor.vars.push(vars);
+        }
+        predictor.rebuild()?;
+        Ok(predictor)
+    }
+
+    fn read_config(dir: &Path) -> Result<RunConfig> {
         let meta = checkpoint::read_meta(dir)?;
         let config: RunConfig =
             serde_json::from_value(meta.config.clone()).map_err(|e| Error::Config {
@@ -180,11 +243,14 @@ impl Predictor {
                 reason: e.to_string(),
             })?;
         config.validate()?;
-        Self::from_config(config, dir, device)
+        Ok(config)
     }
 
-    /// Builds the network of `config` and loads the checkpoint in `dir` into it.
-    pub fn from_config(config: RunConfig, dir: &Path, device: &Device) -> Result<Self> {
+    fn build(
+        config: &RunConfig,
+        dir: &Path,
+        device: &Device,
+    ) -> Result<(Arc<dyn MultiTaskNet>, VarMap, CheckpointMeta)> {
         let tasks = config.task_set();
         let vars = VarMap::new();
         let vb = tandem_tensor::seeded_var_builder(&vars, config.train.seed, DType::F32, device);
@@ -193,14 +259,53 @@ impl Predictor {
         // checkpoint's names and the network's match.
         let _weighting = config.weighting.build(&tasks, vb)?;
         let meta = checkpoint::load(dir, &vars)?;
+        Ok((Arc::from(net), vars, meta))
+    }
+
+    /// Builds the network of `config` and loads the checkpoint in `dir` into it.
+    pub fn from_config(config: RunConfig, dir: &Path, device: &Device) -> Result<Self> {
+        let tasks = config.task_set();
+        let (net, vars, meta) = Self::build(&config, dir, device)?;
+        let mirror = config.test_time.mirror;
         Ok(Self {
             config,
             tasks,
+            members: vec![net.clone()],
             net,
-            vars,
+            mirror,
+            vars: vec![vars],
             meta,
             device: device.clone(),
         })
+    }
+
+    /// Turns test-time mirroring on or off (default: the configuration's
+    /// `test_time.mirror`): with it, every prediction averages the face and its mirror.
+    pub fn with_mirror(mut self, mirror: bool) -> Result<Self> {
+        if mirror && self.config.model.as_tcdcn().is_none() {
+            return Err(Error::config(
+                "test_time.mirror",
+                "mirroring needs image inputs (the \"tcdcn\" trunk)",
+            ));
+        }
+        self.mirror = mirror;
+        self.rebuild()?;
+        Ok(self)
+    }
+
+    fn rebuild(&mut self) -> Result<()> {
+        self.net = crate::test_time::scorer(&self.config, self.members.clone(), self.mirror)?;
+        Ok(())
+    }
+
+    /// Whether predictions average each face with its mirror.
+    pub fn mirrors(&self) -> bool {
+        self.mirror
+    }
+
+    /// The number of checkpoints whose predictions are averaged.
+    pub fn members(&self) -> usize {
+        self.members.len()
     }
 
     /// The run configuration the checkpoint was trained with.
@@ -208,7 +313,7 @@ impl Predictor {
         &self.config
     }
 
-    /// The checkpoint's sidecar (step, epoch, seed).
+    /// The (first) checkpoint's sidecar (step, epoch, seed).
     pub fn meta(&self) -> &CheckpointMeta {
         &self.meta
     }
@@ -218,14 +323,15 @@ impl Predictor {
         &self.tasks
     }
 
-    /// The network.
+    /// The network that predicts: the checkpoint's, or the average of the ensemble and the
+    /// mirrored views.
     pub fn net(&self) -> &dyn MultiTaskNet {
         self.net.as_ref()
     }
 
-    /// The loaded variables.
+    /// The loaded variables (of the first checkpoint in an ensemble).
     pub fn vars(&self) -> &VarMap {
-        &self.vars
+        &self.vars[0]
     }
 
     /// Side of the model's square input in pixels.

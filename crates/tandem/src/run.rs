@@ -8,10 +8,12 @@ use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use tandem_data::mtfl::{CropPolicy, FaceTransform, Mtfl, MtflOptions};
+use tandem_data::mtfl::proxy::FRONTAL;
+use tandem_data::mtfl::{pose_resample, CropPolicy, FaceTransform, Mtfl, MtflOptions};
 use tandem_data::table::{Table, TableOptions};
 use tandem_data::{Batcher, Dataset, EvalSet, Subset, SynthFaces, Transform};
 use tandem_heads::MetricValues;
+use tandem_share::MultiTaskNet;
 use tandem_tensor::TaskMap;
 use tandem_train::{evaluate, CheckpointConfig, EpochRecord, FitTiming, Report, StepInfo, Trainer};
 
@@ -58,7 +60,10 @@ impl RunData {
     /// validation faces from a *test-like* box (a fixed per-face draw of MTFL's test-crop
     /// spread), test faces whole. Besides `val` (which selects the model), `evals` holds the
     /// validation split with centred crops (`val_centred`) and the validation faces of each
-    /// source folder (`val_lfw_5590`, `val_net_7876`), test-like ([`Mtfl::evaluation_sets`]).
+    /// source folder (`val_lfw_5590`, `val_net_7876`), test-like ([`Mtfl::evaluation_sets`]),
+    /// and the proxy set `val_proxy` (the validation faces at the test split's pose mix,
+    /// degraded as in-the-wild photos are; [`Mtfl::proxy_set`], `cfg.data.proxy`). With
+    /// `cfg.data.pose_balance` the training faces are resampled to that non-frontal share.
     pub fn mtfl(mtfl: &Mtfl, cfg: &RunConfig, seed: u64) -> Result<Self> {
         let (train, val) = mtfl.split(1.0 - cfg.data.val_fraction, seed)?;
         let train = if cfg.data.train_size > 0 {
@@ -77,7 +82,20 @@ impl RunData {
             augment: cfg.data.augment,
             ..mtfl.face_transform()
         };
-        let evals = mtfl.evaluation_sets(&val, &transform)?;
+        let mut evals = mtfl.evaluation_sets(&val, &transform)?;
+        evals.push(mtfl.proxy_set(&val, &transform, &cfg.data.proxy)?);
+        let train = if cfg.data.pose_balance > 0.0 {
+            let poses = mtfl.train_split().table.faces.as_slice();
+            let faces: Vec<(usize, u32)> = train
+                .indices()
+                .iter()
+                .map(|&i| (i, poses.get(i).map_or(FRONTAL, |f| f.attributes[3])))
+                .collect();
+            let items = pose_resample(&faces, cfg.data.pose_balance, seed);
+            Subset::new(mtfl.train(), items.into_iter().map(|(i, _)| i).collect())?
+        } else {
+            train
+        };
         let transform: Arc<dyn Transform> = Arc::new(transform);
         Ok(Self {
             train: Arc::new(train),
@@ -291,10 +309,14 @@ pub fn train_with(
         timing = trainer.timing();
     }
     let t_test = std::time::Instant::now();
+    // Test and the extra evaluation sets are scored with the configured test-time options
+    // (mirroring); validation above selected the epoch without them.
+    let net: Arc<dyn MultiTaskNet> = Arc::from(net);
+    let scorer = crate::test_time::scorer(cfg, vec![net.clone()], cfg.test_time.mirror)?;
     let test = match &data.test {
         Some(test) if rank == 0 => {
             let eval = evaluate(
-                net.as_ref(),
+                scorer.as_ref(),
                 &tasks,
                 test.as_ref(),
                 &Batcher::eval(cfg.train.eval_batch_size),
@@ -310,7 +332,7 @@ pub fn train_with(
         if let Some(t) = &set.transform {
             batcher = batcher.with_transform(t.clone());
         }
-        let eval = evaluate(net.as_ref(), &tasks, set.data.as_ref(), &batcher, device)?;
+        let eval = evaluate(scorer.as_ref(), &tasks, set.data.as_ref(), &batcher, device)?;
         evals.push((set.name.clone(), eval.metrics));
     }
     let gates = match rank {

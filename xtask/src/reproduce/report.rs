@@ -311,8 +311,12 @@ impl Results {
                  Each experiment's second table scores the selected model on every evaluation \
                  set: `val` (test-like, selects the model), `val_centred` (the same faces in \
                  the centred landmark box, the easy protocol), the validation faces of each \
-                 source folder (test-like), and `test` (`testing.txt`, whole images) when \
-                 present.\n\n\
+                 source folder (test-like), `val_proxy` (the validation faces resampled to \
+                 the test split's pose mix, 39 % non-frontal, each copy test-like and degraded \
+                 by a fixed draw of blur, low light, noise and JPEG: the proxy of the test \
+                 split, docs/experiments.md), and `test` (`testing.txt`, whole images) when \
+                 present. A variant with test-time mirroring (`test_time.mirror`) scores every \
+                 set but `val` with it; `val` selects the epoch without it.\n\n\
                  Published reference on the MTFL test split: TCDCN (Zhang et al., ECCV 2014, \
                  Section 4, comparison on AFLW with 5 landmarks) reports its mean error and \
                  failure rate in figures, not tables; compare `test` rows with that paper \

@@ -7,7 +7,8 @@
 //! 2. In training: the policy's [`crate::mtfl::Jitter`] (shift, scale, rotation), then a
 //!    horizontal mirror with probability ½, then brightness/contrast:
 //!    `p' = clamp((p − mean) · c + mean + b, 0, 1)` with `c ∈ [1 − contrast, 1 + contrast]` and
-//!    `b ∈ [−brightness, brightness]` drawn uniformly.
+//!    `b ∈ [−brightness, brightness]` drawn uniformly; then, when configured, the in-the-wild
+//!    degradations of [`Degrade`] (blur, low light, noise, JPEG).
 //! 3. Landmarks go through the same map, so they stay on the face.
 //!
 //! In evaluation (`train == false`) nothing random happens: the unjittered crop, no mirror, no
@@ -17,6 +18,7 @@
 //! right eye (points 1 ↔ 2) and mouth corners (4 ↔ 5), and swaps the head pose left ↔ right
 //! (codes 1 ↔ 5 and 2 ↔ 4, i.e. classes `c → 4 − c`). Mirroring twice is the identity.
 use crate::mtfl::crop::{warp, BoxSpread, CropPolicy};
+use crate::mtfl::degrade::Degrade;
 use crate::{DataError, GrayImage, Label, Result, Sample, Transform};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -31,6 +33,10 @@ pub struct Augment {
     pub brightness: f32,
     /// Largest relative contrast change (default 0.2).
     pub contrast: f32,
+    /// In-the-wild degradations (blur, low light, noise, JPEG), after the other changes
+    /// (default off; [`Degrade`]).
+    #[serde(skip_serializing_if = "Degrade::is_off")]
+    pub degrade: Degrade,
 }
 
 impl Augment {
@@ -39,13 +45,16 @@ impl Augment {
         mirror: false,
         brightness: 0.0,
         contrast: 0.0,
+        degrade: Degrade::OFF,
     };
 
-    /// Whether the ranges are usable: `brightness` and `contrast` finite and in `[0, 1]`.
+    /// Whether the ranges are usable: `brightness` and `contrast` finite and in `[0, 1]`, the
+    /// degradation's as [`Degrade::is_valid`] says.
     pub fn is_valid(&self) -> bool {
         [self.brightness, self.contrast]
             .iter()
             .all(|v| v.is_finite() && (0.0..=1.0).contains(v))
+            && self.degrade.is_valid()
     }
 }
 
@@ -55,6 +64,7 @@ impl Default for Augment {
             mirror: true,
             brightness: 0.1,
             contrast: 0.2,
+            degrade: Degrade::OFF,
         }
     }
 }
@@ -120,6 +130,7 @@ impl Transform for FaceTransform {
                 sample = mirror(sample);
             }
             photometric(&mut sample.image, &self.augment, rng);
+            self.augment.degrade.apply(&mut sample.image, rng);
         }
         Ok(sample)
     }

@@ -20,14 +20,18 @@
 pub mod augment;
 pub mod cache;
 pub mod crop;
+pub mod degrade;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod image;
 pub mod parse;
+pub mod proxy;
 
 pub use augment::{mirror, Augment, FaceTransform};
 pub use cache::{CacheDir, CacheStatus, FaceTable, Prep};
 pub use crop::{BoxSpread, CropPolicy, Frame, Jitter, DEFAULT_BOX_SCALE};
+pub use degrade::Degrade;
+pub use proxy::{pose_resample, Proxy, ProxyOptions};
 #[cfg(feature = "hub")]
 pub use hub::{DataSource, HubOptions};
 pub use image::DecodeLimits;
@@ -347,6 +351,39 @@ impl Mtfl {
             }
         }
         Ok(sets)
+    }
+}
+
+impl Mtfl {
+    /// The proxy evaluation set of a validation split `val` of [`Mtfl::train`]
+    /// ([`proxy`]): its faces resampled to `options.nonfrontal` non-frontal poses, each copy
+    /// cropped by `transform` in evaluation mode (test-like) and degraded by a fixed draw of
+    /// `options.degrade`; named `val_proxy`, scored without a further transform.
+    pub fn proxy_set(
+        &self,
+        val: &Subset,
+        transform: &FaceTransform,
+        options: &ProxyOptions,
+    ) -> Result<EvalSet> {
+        let faces: Vec<(usize, u32)> = val
+            .indices()
+            .iter()
+            .map(|&i| {
+                let pose = self
+                    .train
+                    .table
+                    .faces
+                    .get(i)
+                    .map_or(proxy::FRONTAL, |f| f.attributes[3]);
+                (i, pose)
+            })
+            .collect();
+        let items = pose_resample(&faces, options.nonfrontal, options.seed);
+        Ok(EvalSet {
+            name: "val_proxy".into(),
+            data: Arc::new(Proxy::new(self.train(), items, *transform, options)),
+            transform: None,
+        })
     }
 }
 

@@ -17,13 +17,21 @@
 //! mirror = true       # mirror half of the faces (landmarks, eyes, mouth corners, pose swapped)
 //! brightness = 0.1    # largest brightness offset on the [0, 1] scale
 //! contrast = 0.2      # largest relative contrast change
+//! # degrade = { p = 0.5 }  # in-the-wild blur, low light, noise, JPEG (off by default)
+//!
+//! # kind = "mtfl": the proxy evaluation set `val_proxy` (validation faces, test's pose mix,
+//! # degraded; tandem_data::mtfl::proxy) and pose-balanced training
+//! [data.proxy]
+//! nonfrontal = 0.39   # share of non-frontal faces the proxy set is resampled to
+//! [data]
+//! pose_balance = 0.0  # training: repeat non-frontal faces up to this share (0 = off)
 //! ```
 //!
 //! `--data DIR` (a folder holding `training.txt`) means MTFL whatever `kind` says, as it
 //! always has; `--data FILE.csv` needs `kind = "table"`.
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use tandem_data::mtfl::{Augment, BoxSpread, Jitter, DEFAULT_BOX_SCALE};
+use tandem_data::mtfl::{Augment, BoxSpread, Jitter, ProxyOptions, DEFAULT_BOX_SCALE};
 use tandem_data::SynthConfig;
 
 /// Which data set a run reads.
@@ -60,6 +68,14 @@ pub struct DataConfig {
     /// probability ½ and brightness/contrast draws; `{ mirror = false, brightness = 0.0,
     /// contrast = 0.0 }` turns it off.
     pub augment: Augment,
+    /// The proxy evaluation set of real MTFL runs (`val_proxy`, scored after training beside
+    /// the other sets; [`tandem_data::mtfl::proxy`]).
+    pub proxy: ProxyOptions,
+    /// Pose-balanced training on real MTFL: the training faces of the rarer pose group
+    /// (non-frontal) are repeated, by [`tandem_data::mtfl::pose_resample`] with the run's
+    /// seed, until they make this share of each epoch (0 = off, the default; MTFL's test split
+    /// has 0.39). An epoch grows by the repeated faces.
+    pub pose_balance: f64,
     /// A table's numeric input columns (`kind = "table"`; or `image`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<String>,
@@ -114,6 +130,8 @@ impl Default for DataConfig {
             synth: SynthConfig::default(),
             crop: CropConfig::default(),
             augment: Augment::default(),
+            proxy: ProxyOptions::default(),
+            pose_balance: 0.0,
             kind: DataKind::Synth,
             features: Vec::new(),
             image: None,

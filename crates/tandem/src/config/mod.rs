@@ -94,6 +94,30 @@ pub struct RunConfig {
     pub train: TrainConfig,
     /// Data.
     pub data: DataConfig,
+    /// How the trained model is scored and run: test-time mirroring (off by default).
+    #[serde(skip_serializing_if = "TestTimeConfig::is_off")]
+    pub test_time: TestTimeConfig,
+}
+
+/// Test-time options (TOML: `[test_time]` or `test_time = { mirror = true }`): they apply to
+/// every scoring of the trained model — a run's `test` split and extra evaluation sets, `tandem
+/// eval` and `tandem predict` — but not to the validation passes that select the epoch.
+///
+/// `mirror`: average the prediction of each face with that of its left-right mirror mapped
+/// back (points `x → 1 − x` with the eyes and mouth corners swapped, head pose left ↔ right;
+/// [`tandem_share::ensemble`]). It needs an image trunk (`tcdcn`) and doubles inference time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TestTimeConfig {
+    /// Average each prediction with that of the mirrored input (default false).
+    pub mirror: bool,
+}
+
+impl TestTimeConfig {
+    /// Whether every option is off (the default).
+    pub fn is_off(&self) -> bool {
+        !self.mirror
+    }
 }
 
 /// The defaults: a configuration that works with any task list (see docs/strategy.md):
@@ -136,6 +160,7 @@ impl Default for RunConfig {
                 ..TrainConfig::default()
             },
             data: DataConfig::default(),
+            test_time: TestTimeConfig::default(),
         }
     }
 }
@@ -227,6 +252,12 @@ impl RunConfig {
             ));
         }
         self.validate_data()?;
+        if self.test_time.mirror && self.model.as_tcdcn().is_none() {
+            return Err(Error::config(
+                "test_time.mirror",
+                "mirroring needs image inputs (the \"tcdcn\" trunk); an MLP reads feature rows",
+            ));
+        }
         self.train
             .validate()
             .map_err(|e| Error::config("train", e.to_string()))?;
@@ -249,7 +280,22 @@ impl RunConfig {
         if !self.data.augment.is_valid() {
             return Err(Error::config(
                 "data.augment",
-                "brightness and contrast must be finite and in [0, 1]",
+                "brightness and contrast must be finite and in [0, 1]; degrade: p in [0, 1], \
+                 blur_sigma in [0, 5], gamma in [1, 5], noise_sd in [0, 0.5], jpeg_quality in \
+                 1..=100",
+            ));
+        }
+        if !self.data.proxy.is_valid() {
+            return Err(Error::config(
+                "data.proxy",
+                "nonfrontal must be in [0, 1); degrade: p in [0, 1], blur_sigma in [0, 5], \
+                 gamma in [1, 5], noise_sd in [0, 0.5], jpeg_quality in 1..=100",
+            ));
+        }
+        if !(self.data.pose_balance.is_finite() && (0.0..1.0).contains(&self.data.pose_balance)) {
+            return Err(Error::config(
+                "data.pose_balance",
+                format!("{} must be in [0, 1) (0 = off)", self.data.pose_balance),
             ));
         }
         if !crop.eval_spread.is_valid() {
