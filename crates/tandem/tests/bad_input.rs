@@ -322,7 +322,7 @@ fn trainer_checkpoints(m: &mut Matrix) {
 }
 
 fn configs(m: &mut Matrix) {
-    let cases: [(&str, &str, &[&str]); 24] = [
+    let cases: [(&str, &str, &[&str]); 29] = [
         ("unknown key", "bogus = 1", &["bogus"]),
         ("unknown nested key", "[train]\nepoch = 3", &["epoch"]),
         ("wrong type", "[train]\nepochs = \"ten\"", &["epochs"]),
@@ -425,6 +425,31 @@ fn configs(m: &mut Matrix) {
             "unknown augmentation key",
             "[data.augment]\nblur = 0.5",
             &["blur"],
+        ),
+        (
+            "degradation probability above 1",
+            "[data.augment.degrade]\np = 1.5",
+            &["data.augment", "degrade"],
+        ),
+        (
+            "proxy share of 1",
+            "[data.proxy]\nnonfrontal = 1.0",
+            &["data.proxy", "nonfrontal"],
+        ),
+        (
+            "negative pose balance",
+            "[data]\npose_balance = -0.2",
+            &["data.pose_balance", "-0.2"],
+        ),
+        (
+            "unknown test-time key",
+            "[test_time]\nflip = true",
+            &["flip"],
+        ),
+        (
+            "mirroring an MLP",
+            "[model]\nkind = \"mlp\"\n[test_time]\nmirror = true",
+            &["test_time.mirror", "tcdcn"],
         ),
         (
             "instance norm on the MLP",

@@ -251,13 +251,13 @@ impl RunConfig {
                 ),
             ));
         }
-        self.validate_data()?;
         if self.test_time.mirror && self.model.as_tcdcn().is_none() {
             return Err(Error::config(
                 "test_time.mirror",
                 "mirroring needs image inputs (the \"tcdcn\" trunk); an MLP reads feature rows",
             ));
         }
+        self.validate_data()?;
         self.train
             .validate()
             .map_err(|e| Error::config("train", e.to_string()))?;
