@@ -290,3 +290,51 @@ fn quirky_slice_loads_and_a_14_field_line_names_line_7() {
         .to_string();
     assert!(e.starts_with("training.txt:7: field pose: missing"), "{e}");
 }
+
+/// The proxy set of a validation split: the test split's 39 % non-frontal faces, 40 × 40 final
+/// inputs in range, the same sample every time, and copy 0 of a face is its test-like
+/// validation crop, degraded or not.
+#[test]
+fn proxy_set_has_the_test_pose_mix_and_is_fixed() {
+    use tandem_data::mtfl::ProxyOptions;
+    let Some(m) = full() else { return };
+    let (_, val) = m.split(0.9, 7).unwrap();
+    let tf = m.face_transform();
+    let options = ProxyOptions::default();
+    let set = m.proxy_set(&val, &tf, &options).unwrap();
+    assert_eq!(set.name, "val_proxy");
+    assert!(set.transform.is_none());
+    let data = set.data;
+    assert!(data.len() > val.len());
+    let pose = |s: &Sample| match s.labels.get("pose") {
+        Some(Label::Class(c)) => *c,
+        other => panic!("pose label {other:?}"),
+    };
+    let samples: Vec<Sample> = (0..data.len()).map(|i| data.get(i).unwrap()).collect();
+    let nonfrontal = samples.iter().filter(|s| pose(s) != 2).count() as f64;
+    let share = nonfrontal / samples.len() as f64;
+    assert!((share - 0.39).abs() < 0.03, "non-frontal share {share}");
+    let before = val
+        .indices()
+        .iter()
+        .filter(|&&i| pose(&m.train().get(i).unwrap()) != 2)
+        .count() as f64
+        / val.len() as f64;
+    assert!(before < 0.3, "validation share {before}");
+    for s in samples.iter().take(50) {
+        assert_eq!((s.image.width, s.image.height), (40, 40));
+        assert!(s.image.pixels.iter().all(|p| (0.0..=1.0).contains(p)));
+    }
+    assert_eq!(data.get(17).unwrap(), samples[17]);
+    // without degradation, copy 0 of the first face is the validation crop itself
+    let clean = ProxyOptions {
+        degrade: tandem_data::mtfl::Degrade::OFF,
+        ..options
+    };
+    let plain = m.proxy_set(&val, &tf, &clean).unwrap().data;
+    let first = val.indices()[0];
+    let crop = tf
+        .apply(m.train().get(first).unwrap(), &mut ChaCha8Rng::seed_from_u64(0), false)
+        .unwrap();
+    assert_eq!(plain.get(0).unwrap(), crop);
+}

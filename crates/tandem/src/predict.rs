@@ -14,6 +14,12 @@
 //! the image given. Models of other inputs (colour photos, table rows) take model-ready inputs,
 //! such as a data set's samples, through [`Predictor::predict_inputs`].
 //!
+//! Several checkpoints load as one seed ensemble ([`Predictor::load_ensemble`]), and the
+//! configuration's test-time options apply ([`crate::TestTimeConfig`]: with `mirror`, each
+//! face is also predicted mirrored and the two averaged; [`Predictor::with_mirror`] overrides
+//! it); both go through [`tandem_share::Averaged`], so [`Predictor::net`] is the averaged
+//! network and [`Predictor::evaluate`] scores exactly what [`Predictor::predict`] returns.
+//!
 //! Each task's output is read as its kind says ([`RunConfig::task_kind`]): points as `(x, y)`
 //! pairs, class tasks as softmax probabilities and the most probable class, binary tasks as two
 //! classes (`1` when the logit is positive, probability `σ(logit)`), regression tasks as their
