@@ -279,7 +279,10 @@ fn ensembles_and_mirroring() {
     )
     .unwrap();
     for run in ["a", "b", "c"] {
-        ok(dir, &["train", "--config", &format!("{run}.toml"), "--out", run]);
+        ok(
+            dir,
+            &["train", "--config", &format!("{run}.toml"), "--out", run],
+        );
     }
     let nme = |args: &[&str]| -> f64 {
         let mut all = vec!["eval", "--json"];
@@ -289,21 +292,43 @@ fn ensembles_and_mirroring() {
     };
     let a = nme(&["--checkpoint", "a/checkpoint"]);
     let b = nme(&["--checkpoint", "b/checkpoint"]);
-    let aa = nme(&["--checkpoint", "a/checkpoint", "--checkpoint", "a/checkpoint"]);
-    let ab = nme(&["--checkpoint", "a/checkpoint", "--checkpoint", "b/checkpoint"]);
+    let aa = nme(&[
+        "--checkpoint",
+        "a/checkpoint",
+        "--checkpoint",
+        "a/checkpoint",
+    ]);
+    let ab = nme(&[
+        "--checkpoint",
+        "a/checkpoint",
+        "--checkpoint",
+        "b/checkpoint",
+    ]);
     let mirrored = nme(&["--checkpoint", "a/checkpoint", "--mirror"]);
     assert_eq!(a, aa);
     assert!(ab != a && ab != b, "{a} {b} {ab}");
     assert!(mirrored != a, "{a} {mirrored}");
-    assert_eq!(nme(&["--checkpoint", "a/checkpoint", "--mirror", "--no-mirror"]), a);
+    assert_eq!(
+        nme(&["--checkpoint", "a/checkpoint", "--mirror", "--no-mirror"]),
+        a
+    );
 
     let bad = tandem(
         dir,
-        &["eval", "--checkpoint", "a/checkpoint", "--checkpoint", "c/checkpoint"],
+        &[
+            "eval",
+            "--checkpoint",
+            "a/checkpoint",
+            "--checkpoint",
+            "c/checkpoint",
+        ],
     );
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("c/checkpoint") && err.contains("tasks"), "{err}");
+    assert!(
+        err.contains("c/checkpoint") && err.contains("tasks"),
+        "{err}"
+    );
 
     // predict with an ensemble and mirroring gives five landmarks per face
     ok(dir, &["synth", "--n", "2", "--out", "faces"]);
@@ -312,8 +337,14 @@ fn ensembles_and_mirroring() {
     let json = ok(
         dir,
         &[
-            "predict", "--checkpoint", "a/checkpoint", "--checkpoint", "b/checkpoint",
-            "--mirror", &image, "--json",
+            "predict",
+            "--checkpoint",
+            "a/checkpoint",
+            "--checkpoint",
+            "b/checkpoint",
+            "--mirror",
+            &image,
+            "--json",
         ],
     );
     let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();

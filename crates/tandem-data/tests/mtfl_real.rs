@@ -334,7 +334,11 @@ fn proxy_set_has_the_test_pose_mix_and_is_fixed() {
     let plain = m.proxy_set(&val, &tf, &clean).unwrap().data;
     let first = val.indices()[0];
     let crop = tf
-        .apply(m.train().get(first).unwrap(), &mut ChaCha8Rng::seed_from_u64(0), false)
+        .apply(
+            m.train().get(first).unwrap(),
+            &mut ChaCha8Rng::seed_from_u64(0),
+            false,
+        )
         .unwrap();
     assert_eq!(plain.get(0).unwrap(), crop);
 }

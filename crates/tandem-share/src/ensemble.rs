@@ -118,7 +118,9 @@ impl Averaged {
                 }
                 Mirror::Points { pairs } => {
                     if pairs.iter().any(|(a, b)| a == b) {
-                        candle_core::bail!("task {task}: a mirrored point pair {pairs:?} names one point twice");
+                        candle_core::bail!(
+                            "task {task}: a mirrored point pair {pairs:?} names one point twice"
+                        );
                     }
                 }
                 Mirror::Invariant => {}
@@ -286,14 +288,20 @@ mod tests {
     use candle_core::Device;
 
     fn t(v: &[f32], d: usize) -> Tensor {
-        Tensor::from_vec(v.to_vec(), (v.len() / d, d), &Device::Cpu).unwrap_or_else(|e| panic!("{e}"))
+        Tensor::from_vec(v.to_vec(), (v.len() / d, d), &Device::Cpu)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
     fn points_map_back() -> Result<()> {
         // two points: (0.2, 0.3) and (0.7, 0.4), swapped by the mirror
         let y = t(&[0.2, 0.7, 0.3, 0.4], 4);
-        let back = unmirror(&y, &Mirror::Points { pairs: vec![(0, 1)] })?;
+        let back = unmirror(
+            &y,
+            &Mirror::Points {
+                pairs: vec![(0, 1)],
+            },
+        )?;
         let v = back.flatten_all()?.to_vec1::<f32>()?;
         let want = [0.3, 0.8, 0.4, 0.3];
         for (a, b) in v.iter().zip(want) {
@@ -309,7 +317,10 @@ mod tests {
         let m = average(&[a, b], OutputKind::Class)?;
         let p = m.exp()?.flatten_all()?.to_vec1::<f32>()?;
         // (0.5 + 0.75) / 2 and (0.5 + 0.25) / 2
-        assert!((p[0] - 0.625).abs() < 1e-6 && (p[1] - 0.375).abs() < 1e-6, "{p:?}");
+        assert!(
+            (p[0] - 0.625).abs() < 1e-6 && (p[1] - 0.375).abs() < 1e-6,
+            "{p:?}"
+        );
         let bin = average(&[t(&[0.0], 1), t(&[(3.0f32).ln()], 1)], OutputKind::Binary)?;
         let l = bin.flatten_all()?.to_vec1::<f32>()?[0];
         assert!((l - (0.625f32 / 0.375).ln()).abs() < 1e-5, "{l}");

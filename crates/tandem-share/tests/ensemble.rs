@@ -71,7 +71,11 @@ fn one_member_without_mirror_is_the_member() -> R {
     let x = input(0)?;
     let (a, b) = (avg.forward_t(&x, false)?, m.forward_t(&x, false)?);
     for t in ["landmarks", "smile", "pose"] {
-        assert_eq!(values(&a.predictions[t])?, values(&b.predictions[t])?, "{t}");
+        assert_eq!(
+            values(&a.predictions[t])?,
+            values(&b.predictions[t])?,
+            "{t}"
+        );
     }
     Ok(())
 }
@@ -122,7 +126,9 @@ fn bad_mirror_maps_are_errors() -> R {
             mirror: Mirror::Classes(vec![0, 0, 2, 3, 4]),
         },
     );
-    let e = Averaged::new(vec![net(1)?], bad, true).err().map(|e| e.to_string());
+    let e = Averaged::new(vec![net(1)?], bad, true)
+        .err()
+        .map(|e| e.to_string());
     assert!(e.is_some_and(|e| e.contains("permutation")));
     assert!(Averaged::new(Vec::new(), outputs(), true).is_err());
     Ok(())

@@ -208,8 +208,16 @@ impl Predictor {
                     .collect::<Vec<_>>()
             };
             if kinds(&config) != kinds(&predictor.config)
-                || config.task_set().iter().map(|t| t.out_dim()).collect::<Vec<_>>()
-                    != predictor.tasks.iter().map(|t| t.out_dim()).collect::<Vec<_>>()
+                || config
+                    .task_set()
+                    .iter()
+                    .map(|t| t.out_dim())
+                    .collect::<Vec<_>>()
+                    != predictor
+                        .tasks
+                        .iter()
+                        .map(|t| t.out_dim())
+                        .collect::<Vec<_>>()
             {
                 return Err(Error::Config {
                     key: format!("{}: meta.json config", dir.display()),

@@ -213,7 +213,10 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         Degrade::OFF.apply(&mut a, &mut rng);
         assert_eq!(a, ramp());
-        assert_eq!(rng.random::<u64>(), ChaCha8Rng::seed_from_u64(1).random::<u64>());
+        assert_eq!(
+            rng.random::<u64>(),
+            ChaCha8Rng::seed_from_u64(1).random::<u64>()
+        );
     }
 
     #[test]
@@ -227,8 +230,16 @@ mod tests {
             *p = if i < 5 { 0.0 } else { 1.0 };
         }
         gaussian_blur(&mut edge, 1.0);
-        assert!(edge.pixels[4] > 0.2 && edge.pixels[4] < 0.5, "{:?}", edge.pixels);
-        assert!(edge.pixels[5] > 0.5 && edge.pixels[5] < 0.8, "{:?}", edge.pixels);
+        assert!(
+            edge.pixels[4] > 0.2 && edge.pixels[4] < 0.5,
+            "{:?}",
+            edge.pixels
+        );
+        assert!(
+            edge.pixels[5] > 0.5 && edge.pixels[5] < 0.8,
+            "{:?}",
+            edge.pixels
+        );
         assert!((edge.pixels[4] + edge.pixels[5] - 1.0).abs() < 1e-5);
     }
 

@@ -31,11 +31,11 @@ pub use augment::{mirror, Augment, FaceTransform};
 pub use cache::{CacheDir, CacheStatus, FaceTable, Prep};
 pub use crop::{BoxSpread, CropPolicy, Frame, Jitter, DEFAULT_BOX_SCALE};
 pub use degrade::Degrade;
-pub use proxy::{pose_resample, Proxy, ProxyOptions};
 #[cfg(feature = "hub")]
 pub use hub::{DataSource, HubOptions};
 pub use image::DecodeLimits;
 pub use parse::{Attribute, ParseOptions, Record};
+pub use proxy::{pose_resample, Proxy, ProxyOptions};
 
 use crate::{DataError, Dataset, EvalSet, Label, Result, Sample, Subset, Transform};
 use std::path::{Path, PathBuf};

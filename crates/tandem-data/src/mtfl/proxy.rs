@@ -55,7 +55,9 @@ impl Default for ProxyOptions {
 impl ProxyOptions {
     /// Whether the options are usable: `nonfrontal` in `[0, 1)`, the degradation valid.
     pub fn is_valid(&self) -> bool {
-        self.nonfrontal.is_finite() && (0.0..1.0).contains(&self.nonfrontal) && self.degrade.is_valid()
+        self.nonfrontal.is_finite()
+            && (0.0..1.0).contains(&self.nonfrontal)
+            && self.degrade.is_valid()
     }
 }
 
@@ -72,7 +74,11 @@ pub fn pose_resample(faces: &[(usize, u32)], nonfrontal: f64, seed: u64) -> Vec<
     }
     let r = nonfrontal * f / ((1.0 - nonfrontal) * n);
     // the group that is short of its share is repeated
-    let (rate, repeat_nonfrontal) = if r >= 1.0 { (r, true) } else { (1.0 / r, false) };
+    let (rate, repeat_nonfrontal) = if r >= 1.0 {
+        (r, true)
+    } else {
+        (1.0 / r, false)
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(tandem_tensor::hash_seed(seed, "proxy-resample"));
     let mut out = Vec::with_capacity((faces.len() as f64 * rate) as usize);
     for &(i, pose) in faces {
@@ -173,7 +179,14 @@ mod tests {
             .map(|i| (i, if i % 5 == 0 { (i % 4) as u32 } else { FRONTAL }))
             .map(|(i, p)| (i, if i % 5 == 0 && p == FRONTAL { 0 } else { p }))
             .collect();
-        assert!((share(&faces.iter().map(|&(i, _)| (i, 0)).collect::<Vec<_>>(), &faces) - 0.2).abs() < 1e-9);
+        assert!(
+            (share(
+                &faces.iter().map(|&(i, _)| (i, 0)).collect::<Vec<_>>(),
+                &faces
+            ) - 0.2)
+                .abs()
+                < 1e-9
+        );
         let items = pose_resample(&faces, 0.39, 1);
         let s = share(&items, &faces);
         assert!((s - 0.39).abs() < 0.02, "{s}");
