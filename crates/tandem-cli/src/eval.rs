@@ -24,6 +24,12 @@ pub struct Args {
     /// split is scored (SynthFaces, or the table it was trained on).
     #[arg(long, value_name = "DIR|FILE")]
     data: Option<PathBuf>,
+    /// With an MTFL folder: score the checkpoint's own validation split of its training.txt
+    /// (the same seed and fraction as training) and its evaluation sets — `val` (test-like),
+    /// `val_centred`, one per source folder and `val_proxy`, the proxy of the test split —
+    /// instead of testing.txt.
+    #[arg(long)]
+    validation: bool,
     /// Print the metrics as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -65,6 +71,46 @@ pub fn run(args: Args) -> Result<()> {
                     predictor.evaluate(data.val.as_ref(), None)?,
                 ),
             }
+        }
+        Source::Mtfl(dir) if args.validation => {
+            let mtfl = data::open_mtfl(&dir, &cfg)?;
+            let data = RunData::mtfl(&mtfl, &cfg, cfg.train.seed)?;
+            let mut sets = vec![(
+                "val".to_string(),
+                predictor.evaluate(data.val.as_ref(), data.transform.clone())?,
+            )];
+            for set in &data.evals {
+                sets.push((
+                    set.name.clone(),
+                    predictor.evaluate(set.data.as_ref(), set.transform.clone())?,
+                ));
+            }
+            let what = format!(
+                "the validation split ({} faces) of {}/training.txt and its evaluation sets",
+                data.val.len(),
+                dir.display()
+            );
+            if args.json {
+                let mut object = serde_json::Map::new();
+                for (name, eval) in &sets {
+                    object.insert(
+                        name.clone(),
+                        serde_json::json!({
+                            "losses": by_task(&eval.losses)?,
+                            "metrics": by_task(&eval.metrics)?,
+                        }),
+                    );
+                }
+                let v = serde_json::json!({ "data": what, "sets": object });
+                crate::output::outln!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let mut text = format!("{what}\n");
+                for (name, eval) in &sets {
+                    text.push_str(&format!("\n{name}\n\n{}", table(eval)));
+                }
+                crate::output::outln!("{text}");
+            }
+            return Ok(());
         }
         Source::Mtfl(dir) => {
             let dir = &dir;

@@ -9,7 +9,9 @@
 //!                          that epoch), the sharing kind, the network's trainable
 //!                          `parameters` and, for a gated architecture, `gates`: per task the
 //!                          mean weight of each expert over the validation set (a list per
-//!                          level for PLE)
+//!                          level for PLE); with MTFL data also `evals`, the selected
+//!                          model on each further evaluation set (`val_proxy`, the proxy
+//!                          of the test split, `val_centred`, one per source folder)
 //! OUT/loss.svg             training and validation loss per task
 //! OUT/metrics.svg          validation metric per task
 //! OUT/weights.svg          the weight each task's loss received
@@ -207,6 +209,13 @@ pub fn run(args: Args, collective: Option<Arc<dyn Collective>>) -> Result<()> {
     }
     if let Some(test) = &output.test {
         metrics["test"] = by_task(test)?;
+    }
+    if !output.evals.is_empty() {
+        let mut sets = serde_json::Map::new();
+        for (name, m) in &output.evals {
+            sets.insert(name.clone(), by_task(m)?);
+        }
+        metrics["evals"] = serde_json::Value::Object(sets);
     }
     write_json(&out.join("metrics.json"), &metrics)?;
     plot::write_all(out, &report.history).context("cannot write the plots")?;

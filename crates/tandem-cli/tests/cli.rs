@@ -331,7 +331,27 @@ fn ensembles_and_mirroring() {
     );
 
     // predict with an ensemble and mirroring gives five landmarks per face
-    ok(dir, &["synth", "--n", "2", "--out", "faces"]);
+    ok(dir, &["synth", "--n", "20", "--out", "faces"]);
+    // the checkpoint's validation split of an MTFL folder and its evaluation sets
+    let sets: serde_json::Value = serde_json::from_str(&ok(
+        dir,
+        &[
+            "eval",
+            "--checkpoint",
+            "a/checkpoint",
+            "--data",
+            "faces",
+            "--validation",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    for set in ["val", "val_centred", "val_proxy"] {
+        assert!(
+            sets["sets"][set]["metrics"]["landmarks"]["nme"].is_f64(),
+            "{set}: {sets}"
+        );
+    }
     let ann = std::fs::read_to_string(dir.join("faces/training.txt")).unwrap();
     let image = format!("faces/{}", ann.split_whitespace().next().unwrap());
     let json = ok(
