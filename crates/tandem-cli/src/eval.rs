@@ -1,7 +1,6 @@
 //! `tandem eval`: per-task loss and metrics of a checkpoint.
 use crate::data::{self, by_task, Source};
 use anyhow::Result;
-use candle_core::Device;
 use std::path::PathBuf;
 use tandem::data::Dataset;
 use tandem::run::RunData;
@@ -17,6 +16,10 @@ pub struct Args {
     checkpoint: Vec<PathBuf>,
     #[command(flatten)]
     test_time: crate::predict::TestTimeArgs,
+    /// The device to run on: cpu (default), cuda, cuda:N, metal (a GPU needs a build with
+    /// `--features cuda` or `metal`).
+    #[arg(long, value_name = "DEVICE", default_value = "cpu")]
+    device: tandem::tensor::DeviceSpec,
     /// An MTFL data folder. Its test faces (testing.txt) are scored when present, else every
     /// face of training.txt (centred on its landmarks, as validation faces are). A CSV table
     /// (for a table checkpoint): its test rows when its split column has some, else the
@@ -49,7 +52,7 @@ pub fn table(eval: &Evaluation) -> String {
 
 /// Runs `tandem eval`.
 pub fn run(args: Args) -> Result<()> {
-    let device = Device::Cpu;
+    let device = args.device.open()?;
     let predictor = crate::predict::load(&args.checkpoint, &args.test_time, &device)?;
     let cfg = predictor.config().clone();
     let (what, eval) = match data::source(&cfg, args.data.as_deref())? {

@@ -16,6 +16,10 @@ pub struct Args {
     checkpoint: Vec<PathBuf>,
     #[command(flatten)]
     test_time: TestTimeArgs,
+    /// The device to run on: cpu (default), cuda, cuda:N, metal (a GPU needs a build with
+    /// `--features cuda` or `metal`).
+    #[arg(long, value_name = "DEVICE", default_value = "cpu")]
+    device: tandem::tensor::DeviceSpec,
     /// Face images (JPEG or PNG). Each is taken as a face crop unless --box is given.
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<PathBuf>,
@@ -121,7 +125,7 @@ fn text(path: &Path, p: &Prediction) -> String {
 
 /// Runs `tandem predict`.
 pub fn run(args: Args) -> Result<()> {
-    let device = Device::Cpu;
+    let device = args.device.open()?;
     let predictor = load(&args.checkpoint, &args.test_time, &device)?;
     let images = args
         .images

@@ -19,7 +19,6 @@
 use crate::data::{self, by_task, load_config, metrics_table, write_json, Source};
 use crate::{plot, progress};
 use anyhow::{Context, Result};
-use candle_core::Device;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tandem::data::Dataset;
@@ -52,6 +51,10 @@ pub struct Args {
     /// Override the seed (train.seed).
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+    /// Override the device (train.device): cpu, cuda, cuda:N, metal. A GPU needs a build
+    /// with `--features cuda` (or `metal`).
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<String>,
 }
 
 /// The run's data: SynthFaces, a seeded train/validation split of an MTFL folder (with the
@@ -90,6 +93,9 @@ pub fn run(args: Args, collective: Option<Arc<dyn Collective>>) -> Result<()> {
     }
     if let Some(s) = args.seed {
         train.insert("seed".into(), toml::Value::Integer(toml_int(s, "--seed")?));
+    }
+    if let Some(d) = &args.device {
+        train.insert("device".into(), toml::Value::String(d.clone()));
     }
     let mut overrides = toml::Table::new();
     if !train.is_empty() {
@@ -142,7 +148,7 @@ pub fn run(args: Args, collective: Option<Arc<dyn Collective>>) -> Result<()> {
         main,
     )));
     let cb = bar.clone();
-    let device = Device::Cpu;
+    let device = cfg.train.device.open()?;
     // Training checkpoints (model, optimizer, weighting and stopper state) go to
     // `OUT/train-checkpoints`; `--resume DIR` continues from those of the run in DIR.
     let options = tandem::run::RunOptions {

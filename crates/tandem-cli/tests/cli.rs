@@ -197,6 +197,23 @@ fn help_and_errors_are_what_a_shell_expects() {
     let cfg = tandem(dir, &["train", "--config", "bad.toml"]);
     assert_eq!(cfg.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&cfg.stderr).contains("epochs"));
+    // devices: a name that is none is an error naming the accepted ones; a GPU this build
+    // has no feature for is an error naming the feature
+    let gpu = tandem(dir, &["train", "--device", "gpu", "--epochs", "1"]);
+    assert_eq!(gpu.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&gpu.stderr);
+    assert!(
+        err.contains("unknown device") && err.contains("cuda:N"),
+        "{err}"
+    );
+    if !cfg!(feature = "cuda") {
+        let cuda = tandem(dir, &["train", "--device", "cuda", "--epochs", "1"]);
+        assert_eq!(cuda.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&cuda.stderr);
+        assert!(err.contains("--features cuda"), "{err}");
+        let eval = tandem(dir, &["eval", "--checkpoint", "x", "--device", "cuda"]);
+        assert!(String::from_utf8_lossy(&eval.stderr).contains("--features cuda"));
+    }
 }
 
 /// `metrics.json` counts the trainable parameters (hand-derived for hard sharing on TCDCN)

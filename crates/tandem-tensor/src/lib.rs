@@ -34,6 +34,7 @@
 
 pub mod checkpoint;
 pub mod collective;
+pub mod device;
 mod error;
 mod guard;
 mod init;
@@ -46,6 +47,7 @@ mod task_map;
 mod vars;
 
 pub use collective::{Collective, CollectiveError, Solo, ThreadGroup};
+pub use device::{DeviceError, DeviceSpec};
 pub use error::{Result, TensorError};
 pub use guard::{ensure_finite, is_finite};
 pub use init::{hash_seed, seeded_var_builder, SeededBackend};

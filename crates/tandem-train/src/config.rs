@@ -2,6 +2,7 @@
 use crate::{Result, TrainError};
 use serde::{Deserialize, Serialize};
 use tandem_optim::{LrSchedule, OptimizerConfig};
+use tandem_tensor::DeviceSpec;
 
 /// What the trainer does when a loss, the soft-sharing penalty or a gradient is NaN or infinite.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +65,10 @@ pub struct TrainConfig {
     /// Default false.
     #[serde(skip_serializing_if = "is_false")]
     pub eval_train: bool,
+    /// The device the run trains on: `"cpu"` (default), `"cuda"`, `"cuda:N"`, `"metal"`
+    /// ([`tandem_tensor::DeviceSpec`]; a GPU needs a build with its feature).
+    #[serde(skip_serializing_if = "DeviceSpec::is_cpu")]
+    pub device: DeviceSpec,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -82,6 +87,7 @@ impl Default for TrainConfig {
             on_non_finite: NonFinitePolicy::Error,
             grad_clip_norm: None,
             eval_train: false,
+            device: DeviceSpec::Cpu,
         }
     }
 }

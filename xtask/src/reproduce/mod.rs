@@ -6,7 +6,6 @@ mod report;
 
 use crate::ranks::say;
 use anyhow::{bail, Context, Result};
-use candle_core::Device;
 use experiment::{Budget, Experiment};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +29,10 @@ pub struct Args {
     /// Seed of the runs (data, initialisation, shuffling); default: each experiment's own.
     #[arg(long)]
     seed: Option<u64>,
+    /// Train every run on this device: cpu (default: each variant's `train.device`), cuda,
+    /// cuda:N, metal. A GPU needs `--features cuda` (or `metal`) on xtask.
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<tandem::tensor::DeviceSpec>,
     /// Repeat every variant over K seeds (seed, seed+1, ...) and report mean ± std; default:
     /// each experiment's own `seeds` (1 unless its file says otherwise).
     #[arg(long)]
@@ -100,6 +103,11 @@ fn load_experiments(args: &Args) -> Result<Vec<Experiment>> {
     if let Some(seed) = args.seed {
         for v in experiments.iter_mut().flat_map(|e| e.variants.iter_mut()) {
             v.config.train.seed = seed;
+        }
+    }
+    if let Some(device) = args.device {
+        for v in experiments.iter_mut().flat_map(|e| e.variants.iter_mut()) {
+            v.config.train.device = device;
         }
     }
     Ok(experiments)
@@ -394,7 +402,8 @@ fn run_job(args: &Args, job: &Job, mtfl: Option<&Mtfl>) -> Result<Done> {
         ..Default::default()
     };
     let progress_label = label.clone();
-    let out = tandem::run::train_with(cfg, &data, &Device::Cpu, &options, move |r| {
+    let device = cfg.train.device.open()?;
+    let out = tandem::run::train_with(cfg, &data, &device, &options, move |r| {
         say!(
             "{}",
             report::epoch_line(&progress_label, epochs, r, t.elapsed().as_secs_f64())
@@ -578,6 +587,7 @@ weighting = { kind = "equal" }
                 only: vec![],
                 out: out.clone(),
                 seed: None,
+                device: None,
                 seeds: None,
                 data: None,
                 check_determinism: false,
