@@ -8,7 +8,6 @@ use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use tandem_data::mtfl::proxy::FRONTAL;
 use tandem_data::mtfl::{pose_resample, CropPolicy, FaceTransform, Mtfl, MtflOptions};
 use tandem_data::table::{Table, TableOptions};
 use tandem_data::{Batcher, Dataset, EvalSet, Subset, SynthFaces, Transform};
@@ -85,13 +84,7 @@ impl RunData {
         let mut evals = mtfl.evaluation_sets(&val, &transform)?;
         evals.push(mtfl.proxy_set(&val, &transform, &cfg.data.proxy)?);
         let train = if cfg.data.pose_balance > 0.0 {
-            let poses = mtfl.train_split().table.faces.as_slice();
-            let faces: Vec<(usize, u32)> = train
-                .indices()
-                .iter()
-                .map(|&i| (i, poses.get(i).map_or(FRONTAL, |f| f.attributes[3])))
-                .collect();
-            let items = pose_resample(&faces, cfg.data.pose_balance, seed);
+            let items = pose_resample(&mtfl.poses(&train), cfg.data.pose_balance, seed);
             Subset::new(mtfl.train(), items.into_iter().map(|(i, _)| i).collect())?
         } else {
             train

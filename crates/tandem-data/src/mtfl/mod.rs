@@ -355,6 +355,17 @@ impl Mtfl {
 }
 
 impl Mtfl {
+    /// `(index, 0-based pose class)` of every face of `subset` of [`Mtfl::train`], in its
+    /// order: the input of [`pose_resample`].
+    pub fn poses(&self, subset: &Subset) -> Vec<(usize, u32)> {
+        let faces = &self.train.table.faces;
+        subset
+            .indices()
+            .iter()
+            .map(|&i| (i, faces.get(i).map_or(proxy::FRONTAL, |f| f.attributes[3])))
+            .collect()
+    }
+
     /// The proxy evaluation set of a validation split `val` of [`Mtfl::train`]
     /// ([`proxy`]): its faces resampled to `options.nonfrontal` non-frontal poses, each copy
     /// cropped by `transform` in evaluation mode (test-like) and degraded by a fixed draw of
@@ -365,20 +376,7 @@ impl Mtfl {
         transform: &FaceTransform,
         options: &ProxyOptions,
     ) -> Result<EvalSet> {
-        let faces: Vec<(usize, u32)> = val
-            .indices()
-            .iter()
-            .map(|&i| {
-                let pose = self
-                    .train
-                    .table
-                    .faces
-                    .get(i)
-                    .map_or(proxy::FRONTAL, |f| f.attributes[3]);
-                (i, pose)
-            })
-            .collect();
-        let items = pose_resample(&faces, options.nonfrontal, options.seed);
+        let items = pose_resample(&self.poses(val), options.nonfrontal, options.seed);
         Ok(EvalSet {
             name: "val_proxy".into(),
             data: Arc::new(Proxy::new(self.train(), items, *transform, options)),
