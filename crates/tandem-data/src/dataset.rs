@@ -39,6 +39,9 @@ pub struct EvalSet {
     pub data: Arc<dyn Dataset>,
     /// The transform, if any.
     pub transform: Option<Arc<dyn crate::Transform>>,
+    /// Also score this set without test-time averaging, so that a report shows what the
+    /// averaging adds (`tandem` reports it as `<name>_no_mirror` when mirroring is on).
+    pub compare_plain: bool,
 }
 
 /// A view of some indices of another data set.

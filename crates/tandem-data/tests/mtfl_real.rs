@@ -304,6 +304,10 @@ fn proxy_set_has_the_test_pose_mix_and_is_fixed() {
     let set = m.proxy_set(&val, &tf, &options).unwrap();
     assert_eq!(set.name, "val_proxy");
     assert!(set.transform.is_none());
+    assert!(
+        set.compare_plain,
+        "the proxy is also scored without test-time mirroring"
+    );
     let data = set.data;
     assert!(data.len() > val.len());
     let pose = |s: &Sample| match s.labels.get("pose") {

@@ -3,21 +3,13 @@
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use proptest::prelude::*;
-use tandem_heads::{ClassTask, LandmarkTask, TaskSet};
 use tandem_layers::{MlpConfig, Trunk, TrunkConfig};
 use tandem_share::{
     smooth_step, CgcConfig, DselectKConfig, HardSharing, LtbConfig, MmoeConfig, MtanConfig,
     MultiTaskNet, SharingConfig,
 };
-
-type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
-
-fn tasks() -> TaskSet {
-    TaskSet::new()
-        .with(LandmarkTask::new("landmarks", 5))
-        .with(ClassTask::new("smile", 2).auxiliary())
-        .with(ClassTask::new("pose", 5).auxiliary())
-}
+mod common;
+use common::{tasks, R};
 
 fn catalogue() -> Vec<SharingConfig> {
     vec![

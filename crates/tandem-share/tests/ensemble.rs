@@ -4,20 +4,12 @@ use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarMap;
 use proptest::prelude::*;
 use std::sync::Arc;
-use tandem_heads::{ClassTask, LandmarkTask, TaskSet};
 use tandem_layers::{Tcdcn, TcdcnConfig};
 use tandem_share::ensemble::{mirror_images, unmirror};
 use tandem_share::{Averaged, HardSharing, Mirror, MultiTaskNet, OutputKind, TaskOutput};
 use tandem_tensor::TaskMap;
-
-type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
-
-fn tasks() -> TaskSet {
-    TaskSet::new()
-        .with(LandmarkTask::new("landmarks", 5))
-        .with(ClassTask::new("smile", 2).auxiliary())
-        .with(ClassTask::new("pose", 5).auxiliary())
-}
+mod common;
+use common::{tasks, R};
 
 fn outputs() -> TaskMap<TaskOutput> {
     TaskMap::new()

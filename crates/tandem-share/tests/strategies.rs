@@ -6,13 +6,14 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
-use tandem_heads::{ClassTask, LandmarkTask, TaskSet};
 use tandem_layers::{Activation, Tcdcn, TcdcnConfig};
 use tandem_share::{
     CrossStitch, CrossStitchConfig, HardSharing, Independent, MultiTaskNet, ParamGroups,
     SoftConfig, SoftSharing, TieMode,
 };
 use tandem_tensor::{seeded_var_builder, select_vars, sorted_vars};
+mod common;
+use common::tasks;
 
 fn trunk() -> TcdcnConfig {
     TcdcnConfig {
@@ -21,13 +22,6 @@ fn trunk() -> TcdcnConfig {
         feature_dim: 16,
         ..Default::default()
     }
-}
-
-fn tasks() -> TaskSet {
-    TaskSet::new()
-        .with(LandmarkTask::new("landmarks", 5))
-        .with(ClassTask::new("smile", 2).auxiliary())
-        .with(ClassTask::new("pose", 5).auxiliary())
 }
 
 /// A deterministic batch `[4, 1, 32, 32]` in [0, 1].

@@ -327,8 +327,8 @@ pub fn train_with(
         }
         let eval = evaluate(scorer.as_ref(), &tasks, set.data.as_ref(), &batcher, device)?;
         evals.push((set.name.clone(), eval.metrics));
-        if cfg.test_time.mirror && set.name == "val_proxy" {
-            // what the mirroring adds, on the proxy of the test split
+        if cfg.test_time.mirror && set.compare_plain {
+            // what the mirroring adds (on the proxy of the test split)
             let plain = evaluate(net.as_ref(), &tasks, set.data.as_ref(), &batcher, device)?;
             evals.push((format!("{}_no_mirror", set.name), plain.metrics));
         }

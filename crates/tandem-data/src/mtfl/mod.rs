@@ -324,6 +324,7 @@ impl Mtfl {
             name: "val_centred".into(),
             data: Arc::new(val.clone()),
             transform: Some(Arc::new(centred)),
+            compare_plain: false,
         }];
         let records = &self.train.records;
         let folder = |i: usize| {
@@ -347,6 +348,7 @@ impl Mtfl {
                     name: format!("val_{f}"),
                     data: Arc::new(Subset::new(self.train(), idx)?),
                     transform: Some(shared.clone()),
+                    compare_plain: false,
                 });
             }
         }
@@ -381,6 +383,7 @@ impl Mtfl {
             name: "val_proxy".into(),
             data: Arc::new(Proxy::new(self.train(), items, *transform, options)),
             transform: None,
+            compare_plain: true,
         })
     }
 }
