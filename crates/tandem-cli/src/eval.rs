@@ -70,12 +70,17 @@ pub fn run(args: Args) -> Result<()> {
                     predictor.evaluate(test.as_ref(), None)?,
                 ),
                 None => (
-                    format!("{} validation rows of {}", data.val.len(), path.display()),
+                    {
+                        // a seeded split: members of other seeds trained on these rows
+                        predictor.check_one_split()?;
+                        format!("{} validation rows of {}", data.val.len(), path.display())
+                    },
                     predictor.evaluate(data.val.as_ref(), None)?,
                 ),
             }
         }
         Source::Mtfl(dir) if args.validation => {
+            predictor.check_one_split()?;
             let mtfl = data::open_mtfl(&dir, &cfg)?;
             let data = RunData::mtfl(&mtfl, &cfg, cfg.train.seed)?;
             let mut sets = vec![(

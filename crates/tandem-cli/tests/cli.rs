@@ -277,7 +277,8 @@ fn parameters_and_gates_in_metrics() {
 
 /// `eval` and `predict` take several checkpoints (a seed ensemble, predictions averaged) and
 /// `--mirror`; an ensemble of one model twice scores as the model; a mismatched ensemble is an
-/// error naming the checkpoint.
+/// error naming the checkpoint, and members of other validation splits are refused on
+/// validation faces.
 #[test]
 fn ensembles_and_mirroring() {
     let tmp = tempfile::tempdir().unwrap();
@@ -369,6 +370,23 @@ fn ensembles_and_mirroring() {
             "{set}: {sets}"
         );
     }
+    // members of other seeds validated on other faces: refused, naming the key that fixes it
+    let leaky = tandem(
+        dir,
+        &[
+            "eval",
+            "--checkpoint",
+            "a/checkpoint",
+            "--checkpoint",
+            "b/checkpoint",
+            "--data",
+            "faces",
+            "--validation",
+        ],
+    );
+    assert!(!leaky.status.success());
+    let err = String::from_utf8_lossy(&leaky.stderr);
+    assert!(err.contains("data.split_seed"), "{err}");
     let ann = std::fs::read_to_string(dir.join("faces/training.txt")).unwrap();
     let image = format!("faces/{}", ann.split_whitespace().next().unwrap());
     let json = ok(

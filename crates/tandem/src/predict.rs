@@ -163,6 +163,7 @@ pub struct Predictor {
     vars: Vec<VarMap>,
     meta: CheckpointMeta,
     device: Device,
+    splits: Vec<(u64, f64)>,
 }
 
 impl std::fmt::Debug for Predictor {
@@ -244,6 +245,7 @@ impl Predictor {
             let (net, vars, _) = Self::build(&config, dir, device)?;
             predictor.members.push(net);
             predictor.vars.push(vars);
+            predictor.splits.push(split_of(&config));
         }
         predictor.rebuild()?;
         Ok(predictor)
@@ -281,7 +283,9 @@ impl Predictor {
         let tasks = config.task_set();
         let (net, vars, meta) = Self::build(&config, dir, device)?;
         let mirror = config.test_time.mirror;
+        let splits = vec![split_of(&config)];
         Ok(Self {
+            splits,
             config,
             tasks,
             members: vec![net.clone()],
@@ -320,6 +324,29 @@ impl Predictor {
     /// The number of checkpoints whose predictions are averaged.
     pub fn members(&self) -> usize {
         self.members.len()
+    }
+
+    /// Checks that every member was validated on the same split of a real annotation file
+    /// (`data.split_seed`, else `train.seed`, and `data.val_fraction`), so that no member has
+    /// trained on faces the ensemble is scored on. One member always passes.
+    pub fn check_one_split(&self) -> Result<()> {
+        match self.splits.iter().position(|s| *s != self.splits[0]) {
+            None => Ok(()),
+            Some(k) => Err(Error::config(
+                "data.split_seed",
+                format!(
+                    "member {} was validated on the split of seed {} (val_fraction {}), member 1 \
+                     on that of seed {} ({}): each member trained on faces the others validate \
+                     on; train the members with one `data.split_seed` to score them together \
+                     on validation faces",
+                    k + 1,
+                    self.splits[k].0,
+                    self.splits[k].1,
+                    self.splits[0].0,
+                    self.splits[0].1
+                ),
+            )),
+        }
     }
 
     /// The run configuration the checkpoint was trained with.
@@ -585,4 +612,12 @@ pub fn read_image(path: impl AsRef<Path>) -> Result<GrayImage> {
         path: path.to_path_buf(),
         reason,
     })
+}
+
+/// The train/validation split a run of `config` used: its seed and held-out fraction.
+fn split_of(config: &RunConfig) -> (u64, f64) {
+    (
+        config.data.split_seed.unwrap_or(config.train.seed),
+        config.data.val_fraction,
+    )
 }

@@ -193,3 +193,71 @@ fn declared_tasks_predict_by_kind() {
         "{err}"
     );
 }
+
+/// An ensemble scored on validation faces needs one train/validation split: members of other
+/// seeds are refused unless they share `data.split_seed`, which fixes the split whatever the
+/// run's seed.
+#[test]
+fn ensemble_members_must_share_their_validation_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let member = |seed: u64, split_seed: Option<u64>, name: &str| {
+        let mut cfg = RunConfig::default();
+        cfg.train.seed = seed;
+        cfg.data.split_seed = split_seed;
+        let dir = tmp.path().join(name);
+        save(&cfg, &dir);
+        dir
+    };
+    let a = member(7, None, "a");
+    let b = member(8, None, "b");
+    let c = member(8, Some(7), "c");
+    let one = Predictor::load_ensemble(&[&a], &Device::Cpu).unwrap();
+    assert!(one.check_one_split().is_ok());
+    let shared = Predictor::load_ensemble(&[&a, &c], &Device::Cpu).unwrap();
+    assert!(shared.check_one_split().is_ok());
+    let err = Predictor::load_ensemble(&[&a, &b], &Device::Cpu)
+        .unwrap()
+        .check_one_split()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("data.split_seed") && err.contains("seed 8"),
+        "{err}"
+    );
+
+    // the split of a table without a split column follows data.split_seed, not train.seed
+    let csv = tmp.path().join("t.csv");
+    let mut text = String::from("x,y\n");
+    for i in 0..40 {
+        text.push_str(&format!("{i},{}\n", i % 3));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let table = |seed: u64, split_seed: Option<u64>| {
+        let mut cfg = RunConfig::from_toml(
+            r#"
+            [data]
+            kind = "table"
+            features = ["x"]
+            val_fraction = 0.25
+            [model]
+            kind = "mlp"
+            in_features = 1
+            hidden = [4]
+            [[task]]
+            name = "y"
+            kind = "class"
+            classes = 3
+            "#,
+            "t.toml",
+        )
+        .unwrap();
+        cfg.train.seed = seed;
+        cfg.data.split_seed = split_seed;
+        let data = tandem::run::RunData::table(&cfg, &csv, seed).unwrap();
+        (0..data.val.len())
+            .map(|i| data.val.get(i).unwrap().image.pixels[0])
+            .collect::<Vec<f32>>()
+    };
+    assert_eq!(table(7, None), table(8, Some(7)));
+    assert_ne!(table(7, None), table(8, None));
+}

@@ -60,6 +60,12 @@ pub struct DataConfig {
     pub val_size: usize,
     /// Fraction of a real annotation file held out for validation.
     pub val_fraction: f64,
+    /// The seed of the train/validation split of a real annotation file (MTFL's
+    /// `training.txt`, a table without a split column); default: the run's `train.seed`. Runs
+    /// of several seeds that are to be averaged as an ensemble and scored on their validation
+    /// faces must share it, or each member has trained on faces the others validate on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split_seed: Option<u64>,
     /// The synthetic face generator.
     pub synth: SynthConfig,
     /// How real faces are cropped (MTFL).
@@ -127,6 +133,7 @@ impl Default for DataConfig {
             train_size: 8000,
             val_size: 1000,
             val_fraction: 0.1,
+            split_seed: None,
             synth: SynthConfig::default(),
             crop: CropConfig::default(),
             augment: Augment::default(),
