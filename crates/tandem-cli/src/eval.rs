@@ -50,6 +50,14 @@ pub fn table(eval: &Evaluation) -> String {
     s
 }
 
+/// An evaluation as JSON: `{"losses": {TASK: ..}, "metrics": {TASK: {..}}}`.
+fn json(eval: &Evaluation) -> Result<serde_json::Value> {
+    Ok(serde_json::json!({
+        "losses": by_task(&eval.losses)?,
+        "metrics": by_task(&eval.metrics)?,
+    }))
+}
+
 /// Runs `tandem eval`.
 pub fn run(args: Args) -> Result<()> {
     let device = args.device.open()?;
@@ -69,14 +77,14 @@ pub fn run(args: Args) -> Result<()> {
                     format!("{} test rows of {}", test.len(), path.display()),
                     predictor.evaluate(test.as_ref(), None)?,
                 ),
-                None => (
-                    {
-                        // a seeded split: members of other seeds trained on these rows
-                        predictor.check_one_split()?;
-                        format!("{} validation rows of {}", data.val.len(), path.display())
-                    },
-                    predictor.evaluate(data.val.as_ref(), None)?,
-                ),
+                None => {
+                    // a seeded split: members of other seeds trained on these rows
+                    predictor.check_one_split()?;
+                    (
+                        format!("{} validation rows of {}", data.val.len(), path.display()),
+                        predictor.evaluate(data.val.as_ref(), None)?,
+                    )
+                }
             }
         }
         Source::Mtfl(dir) if args.validation => {
@@ -101,13 +109,7 @@ pub fn run(args: Args) -> Result<()> {
             if args.json {
                 let mut object = serde_json::Map::new();
                 for (name, eval) in &sets {
-                    object.insert(
-                        name.clone(),
-                        serde_json::json!({
-                            "losses": by_task(&eval.losses)?,
-                            "metrics": by_task(&eval.metrics)?,
-                        }),
-                    );
+                    object.insert(name.clone(), json(eval)?);
                 }
                 let v = serde_json::json!({ "data": what, "sets": object });
                 crate::output::outln!("{}", serde_json::to_string_pretty(&v)?);
@@ -140,11 +142,8 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
     if args.json {
-        let v = serde_json::json!({
-            "data": what,
-            "losses": by_task(&eval.losses)?,
-            "metrics": by_task(&eval.metrics)?,
-        });
+        let mut v = json(&eval)?;
+        v["data"] = serde_json::Value::String(what);
         crate::output::outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         crate::output::outln!("{what}\n\n{}", table(&eval));

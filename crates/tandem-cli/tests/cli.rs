@@ -24,6 +24,13 @@ fn ok(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs `tandem ARGS`, asserts that it fails, and returns its standard error.
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = tandem(dir, args);
+    assert!(!out.status.success(), "tandem {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 const TINY: &str = r#"
 tasks = ["landmarks", "gender", "smile", "glasses", "pose"]
 sharing = { kind = "hard" }
@@ -331,7 +338,7 @@ fn ensembles_and_mirroring() {
         a
     );
 
-    let bad = tandem(
+    let err = fails(
         dir,
         &[
             "eval",
@@ -341,8 +348,6 @@ fn ensembles_and_mirroring() {
             "c/checkpoint",
         ],
     );
-    assert!(!bad.status.success());
-    let err = String::from_utf8_lossy(&bad.stderr);
     assert!(
         err.contains("c/checkpoint") && err.contains("tasks"),
         "{err}"
@@ -371,7 +376,7 @@ fn ensembles_and_mirroring() {
         );
     }
     // members of other seeds validated on other faces: refused, naming the key that fixes it
-    let leaky = tandem(
+    let err = fails(
         dir,
         &[
             "eval",
@@ -384,8 +389,6 @@ fn ensembles_and_mirroring() {
             "--validation",
         ],
     );
-    assert!(!leaky.status.success());
-    let err = String::from_utf8_lossy(&leaky.stderr);
     assert!(err.contains("data.split_seed"), "{err}");
     let ann = std::fs::read_to_string(dir.join("faces/training.txt")).unwrap();
     let image = format!("faces/{}", ann.split_whitespace().next().unwrap());

@@ -617,7 +617,7 @@ pub fn read_image(path: impl AsRef<Path>) -> Result<GrayImage> {
 /// The train/validation split a run of `config` used: its seed and held-out fraction.
 fn split_of(config: &RunConfig) -> (u64, f64) {
     (
-        config.data.split_seed.unwrap_or(config.train.seed),
+        config.data.split_seed_or(config.train.seed),
         config.data.val_fraction,
     )
 }

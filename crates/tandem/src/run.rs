@@ -52,8 +52,9 @@ impl RunData {
     }
 
     /// Real MTFL from an opened folder: a seeded random split of `training.txt` (seed
-    /// `cfg.data.split_seed`, else `seed`) holding out `cfg.data.val_fraction` for validation, the training part cut to `cfg.data.train_size`
-    /// faces when that is non-zero, and `testing.txt` as the test split when present.
+    /// `cfg.data.split_seed`, else `seed`) holding out `cfg.data.val_fraction` for validation,
+    /// the training part cut to `cfg.data.train_size` faces when that is non-zero, and
+    /// `testing.txt` as the test split when present.
     ///
     /// Faces are cropped as `cfg.data.crop` says: training faces from their jittered face box,
     /// validation faces from a *test-like* box (a fixed per-face draw of MTFL's test-crop
@@ -64,7 +65,7 @@ impl RunData {
     /// degraded as in-the-wild photos are; [`Mtfl::proxy_set`], `cfg.data.proxy`). With
     /// `cfg.data.pose_balance` the training faces are resampled to that non-frontal share.
     pub fn mtfl(mtfl: &Mtfl, cfg: &RunConfig, seed: u64) -> Result<Self> {
-        let split_seed = cfg.data.split_seed.unwrap_or(seed);
+        let split_seed = cfg.data.split_seed_or(seed);
         let (train, val) = mtfl.split(1.0 - cfg.data.val_fraction, split_seed)?;
         let train = if cfg.data.train_size > 0 {
             train.take(cfg.data.train_size)
@@ -102,9 +103,9 @@ impl RunData {
 
     /// A CSV table (`cfg.data.kind = "table"`, [`tandem_data::table`]): the rows its split
     /// column assigns, else a split seeded by `cfg.data.split_seed` (else `seed`) holding out
-    /// `cfg.data.val_fraction` for validation;
-    /// numeric features standardised with the training rows' statistics, or images resized to
-    /// the trunk's input size; one label per declared task.
+    /// `cfg.data.val_fraction` for validation; numeric features standardised with the
+    /// training rows' statistics, or images resized to the trunk's input size; one label per
+    /// declared task.
     pub fn table(cfg: &RunConfig, path: &Path, seed: u64) -> Result<Self> {
         let tcdcn = cfg.model.as_tcdcn();
         let options = TableOptions {
@@ -116,7 +117,7 @@ impl RunData {
             split_column: cfg.data.split_column.clone(),
         };
         let table = Table::open(path, &options)?;
-        let splits = table.splits(cfg.data.val_fraction, cfg.data.split_seed.unwrap_or(seed))?;
+        let splits = table.splits(cfg.data.val_fraction, cfg.data.split_seed_or(seed))?;
         Ok(Self {
             train: splits.train,
             val: splits.val,

@@ -127,6 +127,14 @@ impl Default for CropConfig {
     }
 }
 
+impl DataConfig {
+    /// The seed of the train/validation split for a run of seed `run_seed`: `split_seed` when
+    /// set, else `run_seed`.
+    pub fn split_seed_or(&self, run_seed: u64) -> u64 {
+        self.split_seed.unwrap_or(run_seed)
+    }
+}
+
 impl Default for DataConfig {
     fn default() -> Self {
         Self {

@@ -130,9 +130,9 @@ impl TestTimeConfig {
 /// The recommended model for the five face tasks on real MTFL is `configs/mtfl.toml`: two
 /// cross-stitch columns (landmarks; the four attributes), attribute losses weighed 0.002, no
 /// task stopping, 60 × 60 faces on a wider trunk (24-64-96-96 channels, a 200-wide feature
-/// layer) for 40 epochs, pose-balanced epochs, in-the-wild
-/// degradations, test-like validation crops and test-time mirroring. Its column groups name
-/// the five tasks, so it is not the default of a schema that also serves other task lists.
+/// layer) for 40 epochs, pose-balanced epochs, in-the-wild degradations, test-like
+/// validation crops and test-time mirroring. Its column groups name the five tasks, so it is
+/// not the default of a schema that also serves other task lists.
 impl Default for RunConfig {
     fn default() -> Self {
         Self {
