@@ -297,10 +297,11 @@ impl Results {
              of faces with NME > 10 % (%); attribute columns: classification error (%); Δm: mean \
              relative improvement of every task's metric over the experiment's single-task \
              baseline (positive is better), as in LibMTL; parameters: the network's trainable \
-             values (shown where variants differ); step time ×: seconds in optimizer steps \
-             relative to the `equal` variant, else `hard`, else the experiment's first, measured \
-             while the suite runs other variants beside it (`cargo xtask bench` gives clean \
-             figures).\n\n",
+             values (shown where variants differ); best epoch: the selected epoch, counted \
+             from 0 as in metrics.json (the training log counts from 1); step time ×: seconds \
+             in optimizer steps relative to the `equal` variant, else `hard`, else the \
+             experiment's first, measured while the suite runs other variants beside it \
+             (`cargo xtask bench` gives clean figures).\n\n",
         );
         if real {
             s.push_str(
@@ -336,6 +337,12 @@ impl Results {
                 continue;
             };
             s.push_str(&format!("## {} — {}\n\n{}\n\n", e.name, e.title, e.claim));
+            let counts: Vec<(&str, usize)> = e
+                .variants
+                .iter()
+                .filter_map(|v| Some((v.key.as_str(), r.variants.get(&v.key)?.seeds)))
+                .collect();
+            s.push_str(&seeds_sentence(&counts));
             let mut task_cols: Vec<String> = Vec::new();
             for v in &e.variants {
                 for t in &v.config.tasks {
@@ -665,6 +672,32 @@ pub fn summary(r: &Report) -> String {
         .join(", ")
 }
 
+/// The sentence under an experiment's claim saying how many seeds its figures are over
+/// (the experiment's own `seeds` or `--seeds`), so that a report run with fewer seeds than
+/// its claim names says so.
+fn seeds_sentence(counts: &[(&str, usize)]) -> String {
+    let Some(&(_, first)) = counts.first() else {
+        return String::new();
+    };
+    let plural = |n: usize| if n == 1 { "seed" } else { "seeds" };
+    if counts.iter().all(|&(_, n)| n == first) {
+        let what = if first == 1 {
+            "one seed: every figure is that seed's".to_string()
+        } else {
+            format!("{first} seeds: every figure is their mean ± s.d.")
+        };
+        return format!("This run: every variant with {what}.\n\n");
+    }
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|&(k, n)| format!("`{k}` {n} {}", plural(n)))
+        .collect();
+    format!(
+        "This run: {} (figures over several seeds are their mean ± s.d.).\n\n",
+        parts.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -685,5 +718,23 @@ mod tests {
             "+0.25"
         );
         assert_eq!(versus(&one, &c, "landmarks", "failure_rate"), "–");
+    }
+
+    #[test]
+    fn the_report_says_how_many_seeds_it_ran() {
+        assert_eq!(
+            seeds_sentence(&[("single", 1), ("aux", 1)]),
+            "This run: every variant with one seed: every figure is that seed's.\n\n"
+        );
+        assert_eq!(
+            seeds_sentence(&[("single", 3), ("aux", 3)]),
+            "This run: every variant with 3 seeds: every figure is their mean ± s.d.\n\n"
+        );
+        assert_eq!(
+            seeds_sentence(&[("control", 3), ("gcs", 1)]),
+            "This run: `control` 3 seeds, `gcs` 1 seed (figures over several seeds are their \
+             mean ± s.d.).\n\n"
+        );
+        assert_eq!(seeds_sentence(&[]), "");
     }
 }
