@@ -682,11 +682,11 @@ fn seeds_sentence(counts: &[(&str, usize)]) -> String {
     let plural = |n: usize| if n == 1 { "seed" } else { "seeds" };
     if counts.iter().all(|&(_, n)| n == first) {
         let what = if first == 1 {
-            "one seed: every figure is that seed's".to_string()
+            "one seed: every figure is that seed's.".to_string()
         } else {
             format!("{first} seeds: every figure is their mean ± s.d.")
         };
-        return format!("This run: every variant with {what}.\n\n");
+        return format!("This run: every variant with {what}\n\n");
     }
     let parts: Vec<String> = counts
         .iter()
